@@ -1,0 +1,1 @@
+"""Large-timestep ASE integrators driven by a trained forecaster (see the forecaster issue)."""
