@@ -12,9 +12,13 @@ to triclinic cells and mixed periodicity:
    ``r_c / d_a`` in ``s_a``, so with ``n_a`` bins across an extent ``L_a`` the search
    reaches ``ceil(r_c n_a / (L_a d_a))`` bins either side. When a periodic cell is thinner
    than the cutoff this reaches several periodic images, including an atom's own images.
-3. Atoms are counting-sorted by bin. For every atom ``i`` (in parallel) the bins around it
-   are visited twice, once to count and once to write, so that the output is grouped by
-   ``i`` in ascending order without locks.
+3. Atoms are counting-sorted by bin; positions are kept in that order as separate x, y, z
+   arrays. Two parallel passes over chunks of atoms follow: the first counts each atom's
+   pairs, the second writes them at the prefix-sum offsets, so that the output is grouped
+   by ``i`` in ascending order without locks. Both inner loops are branch-free: a pair's
+   test adds 0 or 1 to a counter (the atom itself, at distance 0 in its own bin, is
+   subtracted once), and the writer stores every candidate in a per-chunk scratch row,
+   advancing only past the ones it keeps.
 
 The result is the full (both-ways) list of pairs ``(i, j, S)`` with ``|d_ij| < r_c`` where
 ``d_ij = r_j - r_i + S @ cell`` and ``S`` holds integer cell images (zero along
@@ -173,88 +177,139 @@ def _bin_systems(positions, cells, pbc, ptr, cutoff, max_bins_per_atom):
     return wrapped, wraps, bin_coord, bases, n_bins, reach, first_bin, order, bin_begin
 
 
-@numba.njit(parallel=True, cache=True)
-def _visit_pairs(
-    write,
-    wrapped,
-    wraps,
-    bin_coord,
-    system_of_atom,
-    pbc,
-    bases,
-    n_bins,
-    reach,
-    first_bin,
-    order,
-    bin_begin,
-    cutoff,
-    offsets,
-    out_i,
-    out_j,
-    out_shift,
-    counts,
-):
-    """Count (``write=False``) or write (``write=True``) the pairs of every atom."""
-    n_atoms = wrapped.shape[0]
-    sorted_pos = np.empty((n_atoms, 3))
-    for m in range(n_atoms):
-        sorted_pos[m] = wrapped[order[m]]
-    cutoff2 = cutoff * cutoff
-    for k in numba.prange(n_atoms):
-        i = order[k]
-        s = system_of_atom[i]
-        nx, ny, nz = n_bins[s, 0], n_bins[s, 1], n_bins[s, 2]
-        xi, yi, zi = wrapped[i, 0], wrapped[i, 1], wrapped[i, 2]
-        found = 0
-        slot = offsets[i] if write else 0
-        for ox in range(-reach[s, 0], reach[s, 0] + 1):
-            cx = bin_coord[i, 0] + ox
-            sx = 0
-            if pbc[s, 0]:
-                sx = cx // nx
-                cx -= sx * nx
-            elif cx < 0 or cx >= nx:
+@numba.njit(cache=True, inline="always")
+def _bins_around(i, s, bin_coord, pbc, n_bins, reach, first_bin, bins, images):
+    """Fill ``bins``/``images`` with the bins (and their cell images) to search for atom
+    ``i``; return how many, and which entry is the atom's own bin at zero image."""
+    nx, ny, nz = n_bins[s, 0], n_bins[s, 1], n_bins[s, 2]
+    count = 0
+    own = 0
+    for ox in range(-reach[s, 0], reach[s, 0] + 1):
+        cx = bin_coord[i, 0] + ox
+        sx = 0
+        if pbc[s, 0]:
+            sx = cx // nx
+            cx -= sx * nx
+        elif cx < 0 or cx >= nx:
+            continue
+        for oy in range(-reach[s, 1], reach[s, 1] + 1):
+            cy = bin_coord[i, 1] + oy
+            sy = 0
+            if pbc[s, 1]:
+                sy = cy // ny
+                cy -= sy * ny
+            elif cy < 0 or cy >= ny:
                 continue
-            for oy in range(-reach[s, 1], reach[s, 1] + 1):
-                cy = bin_coord[i, 1] + oy
-                sy = 0
-                if pbc[s, 1]:
-                    sy = cy // ny
-                    cy -= sy * ny
-                elif cy < 0 or cy >= ny:
+            for oz in range(-reach[s, 2], reach[s, 2] + 1):
+                cz = bin_coord[i, 2] + oz
+                sz = 0
+                if pbc[s, 2]:
+                    sz = cz // nz
+                    cz -= sz * nz
+                elif cz < 0 or cz >= nz:
                     continue
-                for oz in range(-reach[s, 2], reach[s, 2] + 1):
-                    cz = bin_coord[i, 2] + oz
-                    sz = 0
-                    if pbc[s, 2]:
-                        sz = cz // nz
-                        cz -= sz * nz
-                    elif cz < 0 or cz >= nz:
-                        continue
-                    image = sx != 0 or sy != 0 or sz != 0
-                    vx = sx * bases[s, 0, 0] + sy * bases[s, 1, 0] + sz * bases[s, 2, 0] - xi
-                    vy = sx * bases[s, 0, 1] + sy * bases[s, 1, 1] + sz * bases[s, 2, 1] - yi
-                    vz = sx * bases[s, 0, 2] + sy * bases[s, 1, 2] + sz * bases[s, 2, 2] - zi
-                    b = first_bin[s] + (cx * ny + cy) * nz + cz
-                    for m in range(bin_begin[b], bin_begin[b + 1]):
-                        dx = sorted_pos[m, 0] + vx
-                        dy = sorted_pos[m, 1] + vy
-                        dz = sorted_pos[m, 2] + vz
-                        if dx * dx + dy * dy + dz * dz >= cutoff2:
-                            continue
-                        j = order[m]
-                        if j == i and not image:
-                            continue
-                        if write:
-                            out_i[slot] = i
-                            out_j[slot] = j
-                            out_shift[slot, 0] = sx + wraps[j, 0] - wraps[i, 0]
-                            out_shift[slot, 1] = sy + wraps[j, 1] - wraps[i, 1]
-                            out_shift[slot, 2] = sz + wraps[j, 2] - wraps[i, 2]
-                            slot += 1
-                        found += 1
-        if not write:
-            counts[i] = found
+                if ox == 0 and oy == 0 and oz == 0:
+                    own = count
+                bins[count] = first_bin[s] + (cx * ny + cy) * nz + cz
+                images[count, 0] = sx
+                images[count, 1] = sy
+                images[count, 2] = sz
+                count += 1
+    return count, own
+
+
+@numba.njit(cache=True)
+def _max_bins_around(reach):
+    most = 1
+    for s in range(reach.shape[0]):
+        most = max(most, (2 * reach[s, 0] + 1) * (2 * reach[s, 1] + 1) * (2 * reach[s, 2] + 1))
+    return most
+
+
+@numba.njit(parallel=True, cache=True)
+def _count_pairs(sx_, sy_, sz_, wrapped, bin_coord, system_of_atom, pbc, bases, n_bins, reach,
+                 first_bin, order, bin_begin, cutoff, chunk):  # fmt: skip
+    """Pairs per atom (self at zero image excluded), branch-free in the inner loop."""
+    n_atoms = wrapped.shape[0]
+    counts = np.zeros(n_atoms, dtype=np.int64)
+    cutoff2 = cutoff * cutoff
+    most = _max_bins_around(reach)
+    for c in numba.prange((n_atoms + chunk - 1) // chunk):
+        bins = np.empty(most, dtype=np.int64)
+        images = np.empty((most, 3), dtype=np.int64)
+        for k in range(c * chunk, min(n_atoms, (c + 1) * chunk)):
+            i = order[k]
+            s = system_of_atom[i]
+            n_visit, _ = _bins_around(i, s, bin_coord, pbc, n_bins, reach, first_bin, bins, images)
+            found = 0
+            for v in range(n_visit):
+                b = bins[v]
+                vx = images[v, 0] * bases[s, 0, 0] + images[v, 1] * bases[s, 1, 0]
+                vy = images[v, 0] * bases[s, 0, 1] + images[v, 1] * bases[s, 1, 1]
+                vz = images[v, 0] * bases[s, 0, 2] + images[v, 1] * bases[s, 1, 2]
+                vx += images[v, 2] * bases[s, 2, 0] - wrapped[i, 0]
+                vy += images[v, 2] * bases[s, 2, 1] - wrapped[i, 1]
+                vz += images[v, 2] * bases[s, 2, 2] - wrapped[i, 2]
+                for m in range(bin_begin[b], bin_begin[b + 1]):
+                    dx = sx_[m] + vx
+                    dy = sy_[m] + vy
+                    dz = sz_[m] + vz
+                    found += dx * dx + dy * dy + dz * dz < cutoff2
+            counts[i] = found - 1  # the atom itself, in its own bin at distance 0
+    return counts
+
+
+@numba.njit(parallel=True, cache=True)
+def _write_pairs(sx_, sy_, sz_, wrapped, wraps, sorted_wraps, bin_coord, system_of_atom, pbc,
+                 bases, n_bins, reach, first_bin, order, bin_begin, cutoff, chunk, counts,
+                 offsets, out_i, out_j, out_shift):  # fmt: skip
+    """Write every atom's pairs at ``offsets[i]``: candidates go branch-free into a
+    per-chunk scratch row, the kept ones are then copied out."""
+    n_atoms = wrapped.shape[0]
+    cutoff2 = cutoff * cutoff
+    most = _max_bins_around(reach)
+    for c in numba.prange((n_atoms + chunk - 1) // chunk):
+        lo = c * chunk
+        hi = min(n_atoms, (c + 1) * chunk)
+        room = 1
+        for k in range(lo, hi):
+            room = max(room, counts[order[k]] + 2)
+        keep_m = np.empty(room, dtype=np.int64)
+        keep_v = np.empty(room, dtype=np.int64)
+        bins = np.empty(most, dtype=np.int64)
+        images = np.empty((most, 3), dtype=np.int64)
+        for k in range(lo, hi):
+            i = order[k]
+            s = system_of_atom[i]
+            n_visit, own = _bins_around(
+                i, s, bin_coord, pbc, n_bins, reach, first_bin, bins, images
+            )
+            n = 0
+            for v in range(n_visit):
+                b = bins[v]
+                vx = images[v, 0] * bases[s, 0, 0] + images[v, 1] * bases[s, 1, 0]
+                vy = images[v, 0] * bases[s, 0, 1] + images[v, 1] * bases[s, 1, 1]
+                vz = images[v, 0] * bases[s, 0, 2] + images[v, 1] * bases[s, 1, 2]
+                vx += images[v, 2] * bases[s, 2, 0] - wrapped[i, 0]
+                vy += images[v, 2] * bases[s, 2, 1] - wrapped[i, 1]
+                vz += images[v, 2] * bases[s, 2, 2] - wrapped[i, 2]
+                for m in range(bin_begin[b], bin_begin[b + 1]):
+                    dx = sx_[m] + vx
+                    dy = sy_[m] + vy
+                    dz = sz_[m] + vz
+                    keep_m[n] = m
+                    keep_v[n] = v
+                    inside = dx * dx + dy * dy + dz * dz < cutoff2
+                    n += inside & ((m != k) | (v != own))
+            o = offsets[i]
+            for q in range(n):
+                m = keep_m[q]
+                v = keep_v[q]
+                out_i[o + q] = i
+                out_j[o + q] = order[m]
+                out_shift[o + q, 0] = images[v, 0] + sorted_wraps[m, 0] - wraps[i, 0]
+                out_shift[o + q, 1] = images[v, 1] + sorted_wraps[m, 1] - wraps[i, 1]
+                out_shift[o + q, 2] = images[v, 2] + sorted_wraps[m, 2] - wraps[i, 2]
 
 
 def build_pairs(
@@ -280,19 +335,20 @@ def build_pairs(
     (wrapped, wraps, bin_coord, bases, n_bins, reach, first_bin, order, bin_begin) = _bin_systems(
         positions, cells, pbc, ptr, float(cutoff), float(max_bins_per_atom)
     )
-    counts = np.zeros(n_atoms, dtype=np.int64)
+    sorted_pos = wrapped[order]
+    sx_, sy_, sz_ = (np.ascontiguousarray(sorted_pos[:, d]) for d in range(3))
+    sorted_wraps = np.ascontiguousarray(wraps[order])
+    geometry = (bin_coord, system_of_atom, pbc, bases, n_bins, reach, first_bin, order)
+    chunk = 64
+    counts = _count_pairs(sx_, sy_, sz_, wrapped, *geometry, bin_begin, float(cutoff), chunk)
     offsets = np.zeros(n_atoms + 1, dtype=np.int64)
-    empty_i = np.empty(0, dtype=np.int64)
-    empty_shift = np.empty((0, 3), dtype=np.int64)
-    args = (wrapped, wraps, bin_coord, system_of_atom, pbc, bases, n_bins, reach)
-    rest = (first_bin, order, bin_begin, float(cutoff))
-    _visit_pairs(False, *args, *rest, offsets, empty_i, empty_i, empty_shift, counts)
     np.cumsum(counts, out=offsets[1:])
     n_pairs = int(offsets[-1])
     out_i = np.empty(n_pairs, dtype=np.int64)
     out_j = np.empty(n_pairs, dtype=np.int64)
     out_shift = np.empty((n_pairs, 3), dtype=np.int64)
-    _visit_pairs(True, *args, *rest, offsets, out_i, out_j, out_shift, counts)
+    _write_pairs(sx_, sy_, sz_, wrapped, wraps, sorted_wraps, *geometry, bin_begin,
+                 float(cutoff), chunk, counts, offsets, out_i, out_j, out_shift)  # fmt: skip
     return out_i, out_j, out_shift
 
 
