@@ -53,16 +53,21 @@ def check_species(numbers: np.ndarray, system: int | None = None) -> None:
         )
 
 
-def check_positions(positions: np.ndarray, system: int | None = None) -> None:
-    """Positions must be an (N, 3) array of finite numbers."""
+def check_positions(
+    positions: np.ndarray, system: int | None = None, quantity: str = "coordinates"
+) -> None:
+    """Positions (or another per-atom vector, named by ``quantity``) must be an (N, 3)
+    array of finite numbers."""
     positions = np.asarray(positions)
     if positions.ndim != 2 or positions.shape[1] != 3:
-        raise ValueError(f"positions must have shape (N, 3), got {positions.shape}")
+        raise ValueError(f"{quantity} must have shape (N, 3), got {positions.shape}")
+    if np.isfinite(np.sum(positions)):  # fast path; a NaN or inf anywhere makes the sum so
+        return
     bad = np.flatnonzero(~np.isfinite(positions).all(axis=1))
     if bad.size:
         k = int(bad[0])
         raise ValueError(
-            f"{_where(k, system)} has non-finite coordinates {positions[k].tolist()} "
+            f"{_where(k, system)} has non-finite {quantity} {positions[k].tolist()} "
             f"({bad.size} atom(s) affected)"
         )
 
