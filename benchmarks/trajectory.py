@@ -39,8 +39,13 @@ def ours(path, atoms, positions, velocities, **options):
 
     with TrajectoryWriter(path, atoms, overwrite=True, **options) as writer:
         for k in range(len(positions)):
-            writer.write(positions[k], time_fs=float(k), step=k, velocities=velocities[k],
-                         cell=atoms.cell.array)  # fmt: skip
+            writer.write(
+                positions[k],
+                time_fs=float(k),
+                step=k,
+                velocities=velocities[k],
+                cell=atoms.cell.array,
+            )
 
 
 def mdtraj_writer(path, atoms, positions, velocities, compression):
@@ -59,8 +64,13 @@ def mdtraj_writer(path, atoms, positions, velocities, compression):
     with md.formats.HDF5TrajectoryFile(str(path), "w", compression=compression) as f:
         f.topology = top
         for k in range(len(positions)):  # one call per frame, as an MD loop would
-            f.write(positions[k] / 10, time=k * 1e-3, cell_lengths=lengths,
-                    cell_angles=angles, velocities=velocities[k] * 100)  # fmt: skip
+            f.write(
+                positions[k] / 10,
+                time=k * 1e-3,
+                cell_lengths=lengths,
+                cell_angles=angles,
+                velocities=velocities[k] * 100,
+            )
 
 
 def ase_trajectory(path, atoms, positions, velocities):
@@ -104,13 +114,13 @@ def main() -> None:
         ),
         "trajcast-engine (gzip)": lambda p: ours(
             p, atoms, positions, velocities, compression="gzip"
-        ),  # fmt: skip
+        ),
         "mdtraj HDF5 (default zlib)": lambda p: mdtraj_writer(
             p, atoms, positions, velocities, "zlib"
-        ),  # fmt: skip
+        ),
         "mdtraj HDF5 (uncompressed)": lambda p: mdtraj_writer(
             p, atoms, positions, velocities, None
-        ),  # fmt: skip
+        ),
         "ase.io.Trajectory": lambda p: ase_trajectory(p, atoms, positions, velocities),
     }
     rows = []
@@ -124,8 +134,15 @@ def main() -> None:
                 best = min(best, time.perf_counter() - start)
                 size_mb = path.stat().st_size / 1e6
                 path.unlink()
-            rows.append({"writer": name, "seconds": best, "frames_per_s": args.frames / best,
-                         "mb_per_s": size_mb / best, "file_mb": size_mb})  # fmt: skip
+            rows.append(
+                {
+                    "writer": name,
+                    "seconds": best,
+                    "frames_per_s": args.frames / best,
+                    "mb_per_s": size_mb / best,
+                    "file_mb": size_mb,
+                }
+            )
 
     reference = next(r for r in rows if r["writer"] == "mdtraj HDF5 (uncompressed)")
     print(f"\nWriting {args.frames} frames of {len(atoms)} atoms with velocities\n")
@@ -136,8 +153,10 @@ def main() -> None:
     print("-" * len(header))
     for r in rows:
         speed = r["frames_per_s"] / reference["frames_per_s"]
-        print(f"{r['writer']:36s} {r['frames_per_s']:10.1f} {r['mb_per_s']:8.1f} "
-              f"{r['file_mb']:8.1f} {speed:15.2f}")  # fmt: skip
+        print(
+            f"{r['writer']:36s} {r['frames_per_s']:10.1f} {r['mb_per_s']:8.1f} "
+            f"{r['file_mb']:8.1f} {speed:15.2f}"
+        )
 
     ms_per_frame = 1e3 * rows[0]["seconds"] / args.frames
     steps = {"ASE EMT step (measured now)": emt_step_ms(atoms)}
@@ -148,8 +167,9 @@ def main() -> None:
         share = ms_per_frame / (ms_per_frame + 10 * step_ms)
         print(f"{label:32s} {step_ms:10.2f} ms/step   writer share {100 * share:6.2f} %")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"rows": rows, "step_ms": steps,
-                                     "writer_ms_per_frame": ms_per_frame}, indent=1))  # fmt: skip
+    args.json.write_text(
+        json.dumps({"rows": rows, "step_ms": steps, "writer_ms_per_frame": ms_per_frame}, indent=1)
+    )
     print(f"\nwritten {args.json}")
 
 

@@ -12,16 +12,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(script: str, *args: str) -> str:
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
 
 def test_neighbors_benchmark(tmp_path):
     out_json = tmp_path / "nl.json"
-    out = run("neighbors.py", "--sizes", "100", "--threads", "1", "--budget", "0.01",
-              "--skip-ase", "--json", str(out_json))  # fmt: skip
+    out = run(
+        "neighbors.py",
+        "--sizes",
+        "100",
+        "--threads",
+        "1",
+        "--budget",
+        "0.01",
+        "--skip-ase",
+        "--json",
+        str(out_json),
+    )
     assert "trajcast-engine" in out and "pairs = ours" in out
     rows = json.loads(out_json.read_text())["rows"]
     ours = [r for r in rows if r["engine"] == "trajcast-engine"]
@@ -31,8 +46,19 @@ def test_neighbors_benchmark(tmp_path):
 
 def test_trajectory_benchmark(tmp_path):
     out_json = tmp_path / "traj.json"
-    out = run("trajectory.py", "--frames", "20", "--atoms", "100", "--repeats", "1",
-              "--step-ms", "5", "--json", str(out_json))  # fmt: skip
+    out = run(
+        "trajectory.py",
+        "--frames",
+        "20",
+        "--atoms",
+        "100",
+        "--repeats",
+        "1",
+        "--step-ms",
+        "5",
+        "--json",
+        str(out_json),
+    )
     assert "mdtraj HDF5 (default zlib)" in out and "writer share" in out
     data = json.loads(out_json.read_text())
     assert len(data["rows"]) == 6 and data["writer_ms_per_frame"] > 0

@@ -126,3 +126,19 @@ def test_from_arrays_and_class_constructor_agree():
     for name in ("positions", "species", "masses", "cell", "pbc", "system_idx"):
         assert torch.equal(getattr(a, name), getattr(b, name))
     assert a.to_atoms()[0] == atoms
+
+
+def test_batching_graphs_equals_building_the_batch(rng):
+    images = mixed_batch(rng)
+    images[1].set_velocities(np.zeros((3, 3)))  # the water had none; the batch gives zeros
+    whole = from_atoms(images).with_neighbors(3.0)
+    parts = AtomicGraph.batch([from_atoms(a).with_neighbors(3.0) for a in images])
+    for name in ("positions", "species", "masses", "cell", "pbc", "system_idx", "velocities"):
+        assert torch.equal(getattr(parts, name), getattr(whole, name)), name
+
+    def edges(g):
+        return sorted(zip(*g.edge_index.tolist(), map(tuple, g.edge_shift.tolist()), strict=True))
+
+    assert edges(parts) == edges(whole)
+    with pytest.raises(ValueError, match="alike"):
+        AtomicGraph.batch([whole, from_atoms(images[0])])

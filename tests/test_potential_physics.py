@@ -20,10 +20,20 @@ CUTOFF = 4.0
 
 def make_model(both_parities: bool = False, seed: int = 0, **changes) -> EquivariantPotential:
     torch.manual_seed(seed)
-    config = dict(species=[1, 6, 8, 29], cutoff=CUTOFF, lmax=2, channels=6, num_layers=2,
-                  num_basis=6, radial_hidden=16, both_parities=both_parities,
-                  avg_num_neighbors=12.0, energy_scale=0.7, energy_shift=-0.1,
-                  reference_energies=[-1.0, -2.0, -3.0, -4.0])  # fmt: skip
+    config = dict(
+        species=[1, 6, 8, 29],
+        cutoff=CUTOFF,
+        lmax=2,
+        channels=6,
+        num_layers=2,
+        num_basis=6,
+        radial_hidden=16,
+        both_parities=both_parities,
+        avg_num_neighbors=12.0,
+        energy_scale=0.7,
+        energy_shift=-0.1,
+        reference_energies=[-1.0, -2.0, -3.0, -4.0],
+    )
     config.update(changes)
     return EquivariantPotential(PotentialConfig(**config)).eval()
 
@@ -159,14 +169,19 @@ def test_batch_equals_each_system_alone():
         single = evaluate(model, atoms, stress=False)
         rows = slice(start, start + len(atoms))
         np.testing.assert_allclose(out["energy"][s].item(), single["energy"][0], rtol=1e-12)
-        np.testing.assert_allclose(out["forces"][rows].detach().numpy(), single["forces"],
-                                   rtol=1e-10, atol=1e-12)  # fmt: skip
+        np.testing.assert_allclose(
+            out["forces"][rows].detach().numpy(), single["forces"], rtol=1e-10, atol=1e-12
+        )
         start += len(atoms)
     periodic = [mixed_cell(), copper()]
     stressed = model(from_atoms(periodic).with_neighbors(CUTOFF), compute_stress=True)
     for s, atoms in enumerate(periodic):
-        np.testing.assert_allclose(stressed["stress"][s].detach().numpy(),
-                                   evaluate(model, atoms)["stress"][0], rtol=1e-10, atol=1e-13)  # fmt: skip
+        np.testing.assert_allclose(
+            stressed["stress"][s].detach().numpy(),
+            evaluate(model, atoms)["stress"][0],
+            rtol=1e-10,
+            atol=1e-13,
+        )
 
 
 def test_wrapped_and_unwrapped_positions_agree():
@@ -201,8 +216,9 @@ def test_dtype_is_the_models_own():
     out32 = single(from_atoms(atoms, dtype=torch.float32).with_neighbors(CUTOFF))
     out64 = make_model(dtype="float64")(from_atoms(atoms).with_neighbors(CUTOFF))
     assert out32["energy"].dtype == torch.float32
-    np.testing.assert_allclose(out32["energy"].detach().numpy(), out64["energy"].detach().numpy(),
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        out32["energy"].detach().numpy(), out64["energy"].detach().numpy(), rtol=1e-5
+    )
     with pytest.raises(ValueError, match="graph is torch.float64, the model is torch.float32"):
         single(from_atoms(atoms).with_neighbors(CUTOFF))
 

@@ -63,8 +63,9 @@ def test_round_trip_through_mdtraj_and_reader(kind, full_precision, tmp_path, rn
     if kind == "vacuum":
         assert traj.unitcell_vectors is None
     else:
-        np.testing.assert_allclose(traj.unitcell_vectors[0] * 10, cell_in_mdtraj_frame(atoms),
-                                   atol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(
+            traj.unitcell_vectors[0] * 10, cell_in_mdtraj_frame(atoms), atol=1e-5
+        )
         np.testing.assert_allclose(traj.unitcell_volumes * 1000, atoms.get_volume(), rtol=1e-5)
     with md.formats.HDF5TrajectoryFile(str(path)) as f:
         data = f.read()
@@ -88,8 +89,9 @@ def test_round_trip_through_mdtraj_and_reader(kind, full_precision, tmp_path, rn
                 np.testing.assert_allclose(back.get_velocities(), ref.get_velocities(), rtol=1e-14)
             else:
                 np.testing.assert_allclose(back.positions, ref.positions, rtol=1e-6, atol=1e-5)
-                np.testing.assert_allclose(back.get_velocities(), ref.get_velocities(), rtol=1e-6,
-                                           atol=1e-9)  # fmt: skip
+                np.testing.assert_allclose(
+                    back.get_velocities(), ref.get_velocities(), rtol=1e-6, atol=1e-9
+                )
             assert np.array_equal(back.cell.array, ref.cell.array)
             assert np.array_equal(back.pbc, ref.pbc)
             assert np.array_equal(back.numbers, ref.numbers)
@@ -206,8 +208,9 @@ def test_rdf_from_mdtraj_matches_ase(tmp_path):
             writer.write_atoms(a, time_fs=float(k))
     traj = md.load(path)
     r_max, bins = 7.0, 70  # below half the 14.4 Å box
-    _, g_mdtraj = md.compute_rdf(traj, traj.topology.select_pairs("all", "all"),
-                                 r_range=(0, r_max / 10), n_bins=bins)  # fmt: skip
+    _, g_mdtraj = md.compute_rdf(
+        traj, traj.topology.select_pairs("all", "all"), r_range=(0, r_max / 10), n_bins=bins
+    )
     with pytest.warns(FutureWarning):
         g_ase = np.mean(Analysis(frames).get_rdf(r_max, bins), axis=0)
     assert g_mdtraj.max() > 1.3, "a structured RDF, not a flat one"

@@ -157,8 +157,9 @@ def test_sigkill_at_thirty_random_moments(tmp_path):
 
 def kill_writer_and_check(path, delay: float, resume: bool) -> None:
     """Kill a writing process with SIGKILL ``delay`` s after its 4th flush; check the file."""
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
     reported = []
     try:
         while len(reported) < 4:

@@ -144,6 +144,42 @@ class AtomicGraph:
         offsets = torch.einsum("ed,edk->ek", self.edge_shift.to(self.dtype), cell)
         return self.positions[j] - self.positions[i] + offsets
 
+    @classmethod
+    def batch(cls, graphs: list[AtomicGraph]) -> AtomicGraph:
+        """One graph of all systems of ``graphs`` (edges kept, indices offset)."""
+        if not graphs:
+            raise ValueError("no graphs to batch")
+        has_edges = [g.edge_index is not None for g in graphs]
+        has_velocities = [g.velocities is not None for g in graphs]
+        if len(set(has_edges)) > 1 or len(set(has_velocities)) > 1:
+            raise ValueError("all graphs must alike have (or lack) edges and velocities")
+        atom_offsets = [0]
+        system_offsets = [0]
+        for g in graphs[:-1]:
+            atom_offsets.append(atom_offsets[-1] + g.n_atoms)
+            system_offsets.append(system_offsets[-1] + g.n_systems)
+
+        def cat(name: str) -> Tensor:
+            return torch.cat([getattr(g, name) for g in graphs])
+
+        return cls(
+            positions=cat("positions"),
+            species=cat("species"),
+            masses=cat("masses"),
+            cell=cat("cell"),
+            pbc=cat("pbc"),
+            system_idx=torch.cat(
+                [g.system_idx + o for g, o in zip(graphs, system_offsets, strict=True)]
+            ),
+            velocities=cat("velocities") if has_velocities[0] else None,
+            edge_index=torch.cat(
+                [g.edge_index + o for g, o in zip(graphs, atom_offsets, strict=True)], dim=1
+            )
+            if has_edges[0]
+            else None,
+            edge_shift=cat("edge_shift") if has_edges[0] else None,
+        )
+
     # ---- ASE -----------------------------------------------------------------------
     @classmethod
     def from_atoms(cls, atoms, dtype: torch.dtype = torch.float64, device=None) -> AtomicGraph:

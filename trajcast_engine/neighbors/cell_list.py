@@ -218,6 +218,15 @@ def _bins_around(i, s, bin_coord, pbc, n_bins, reach, first_bin, bins, images):
     return count, own
 
 
+@numba.njit(cache=True, inline="always")
+def _image_minus_atom(image, basis, position):
+    """``image @ basis - position``: added to a bin atom's position, the pair vector."""
+    x = image[0] * basis[0, 0] + image[1] * basis[1, 0] + image[2] * basis[2, 0] - position[0]
+    y = image[0] * basis[0, 1] + image[1] * basis[1, 1] + image[2] * basis[2, 1] - position[1]
+    z = image[0] * basis[0, 2] + image[1] * basis[1, 2] + image[2] * basis[2, 2] - position[2]
+    return x, y, z
+
+
 @numba.njit(cache=True)
 def _max_bins_around(reach):
     most = 1
@@ -227,8 +236,23 @@ def _max_bins_around(reach):
 
 
 @numba.njit(parallel=True, cache=True)
-def _count_pairs(sx_, sy_, sz_, wrapped, bin_coord, system_of_atom, pbc, bases, n_bins, reach,
-                 first_bin, order, bin_begin, cutoff, chunk):  # fmt: skip
+def _count_pairs(
+    sx_,
+    sy_,
+    sz_,
+    wrapped,
+    bin_coord,
+    system_of_atom,
+    pbc,
+    bases,
+    n_bins,
+    reach,
+    first_bin,
+    order,
+    bin_begin,
+    cutoff,
+    chunk,
+):
     """Pairs per atom (self at zero image excluded), branch-free in the inner loop."""
     n_atoms = wrapped.shape[0]
     counts = np.zeros(n_atoms, dtype=np.int64)
@@ -244,12 +268,7 @@ def _count_pairs(sx_, sy_, sz_, wrapped, bin_coord, system_of_atom, pbc, bases, 
             found = 0
             for v in range(n_visit):
                 b = bins[v]
-                vx = images[v, 0] * bases[s, 0, 0] + images[v, 1] * bases[s, 1, 0]
-                vy = images[v, 0] * bases[s, 0, 1] + images[v, 1] * bases[s, 1, 1]
-                vz = images[v, 0] * bases[s, 0, 2] + images[v, 1] * bases[s, 1, 2]
-                vx += images[v, 2] * bases[s, 2, 0] - wrapped[i, 0]
-                vy += images[v, 2] * bases[s, 2, 1] - wrapped[i, 1]
-                vz += images[v, 2] * bases[s, 2, 2] - wrapped[i, 2]
+                vx, vy, vz = _image_minus_atom(images[v], bases[s], wrapped[i])
                 for m in range(bin_begin[b], bin_begin[b + 1]):
                     dx = sx_[m] + vx
                     dy = sy_[m] + vy
@@ -260,9 +279,30 @@ def _count_pairs(sx_, sy_, sz_, wrapped, bin_coord, system_of_atom, pbc, bases, 
 
 
 @numba.njit(parallel=True, cache=True)
-def _write_pairs(sx_, sy_, sz_, wrapped, wraps, sorted_wraps, bin_coord, system_of_atom, pbc,
-                 bases, n_bins, reach, first_bin, order, bin_begin, cutoff, chunk, counts,
-                 offsets, out_i, out_j, out_shift):  # fmt: skip
+def _write_pairs(
+    sx_,
+    sy_,
+    sz_,
+    wrapped,
+    wraps,
+    sorted_wraps,
+    bin_coord,
+    system_of_atom,
+    pbc,
+    bases,
+    n_bins,
+    reach,
+    first_bin,
+    order,
+    bin_begin,
+    cutoff,
+    chunk,
+    counts,
+    offsets,
+    out_i,
+    out_j,
+    out_shift,
+):
     """Write every atom's pairs at ``offsets[i]``: candidates go branch-free into a
     per-chunk scratch row, the kept ones are then copied out."""
     n_atoms = wrapped.shape[0]
@@ -287,12 +327,7 @@ def _write_pairs(sx_, sy_, sz_, wrapped, wraps, sorted_wraps, bin_coord, system_
             n = 0
             for v in range(n_visit):
                 b = bins[v]
-                vx = images[v, 0] * bases[s, 0, 0] + images[v, 1] * bases[s, 1, 0]
-                vy = images[v, 0] * bases[s, 0, 1] + images[v, 1] * bases[s, 1, 1]
-                vz = images[v, 0] * bases[s, 0, 2] + images[v, 1] * bases[s, 1, 2]
-                vx += images[v, 2] * bases[s, 2, 0] - wrapped[i, 0]
-                vy += images[v, 2] * bases[s, 2, 1] - wrapped[i, 1]
-                vz += images[v, 2] * bases[s, 2, 2] - wrapped[i, 2]
+                vx, vy, vz = _image_minus_atom(images[v], bases[s], wrapped[i])
                 for m in range(bin_begin[b], bin_begin[b + 1]):
                     dx = sx_[m] + vx
                     dy = sy_[m] + vy
@@ -347,8 +382,23 @@ def build_pairs(
     out_i = np.empty(n_pairs, dtype=np.int64)
     out_j = np.empty(n_pairs, dtype=np.int64)
     out_shift = np.empty((n_pairs, 3), dtype=np.int64)
-    _write_pairs(sx_, sy_, sz_, wrapped, wraps, sorted_wraps, *geometry, bin_begin,
-                 float(cutoff), chunk, counts, offsets, out_i, out_j, out_shift)  # fmt: skip
+    _write_pairs(
+        sx_,
+        sy_,
+        sz_,
+        wrapped,
+        wraps,
+        sorted_wraps,
+        *geometry,
+        bin_begin,
+        float(cutoff),
+        chunk,
+        counts,
+        offsets,
+        out_i,
+        out_j,
+        out_shift,
+    )
     return out_i, out_j, out_shift
 
 

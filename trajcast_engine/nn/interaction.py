@@ -9,7 +9,8 @@ For receiver ``i`` with neighbours ``j`` (Batzner et al., Nat. Commun. 13, 2453 
 product whose per-edge path weights ``W`` come from an MLP of the radial embedding;
 ``n_avg`` is the average neighbour count fixed from data; ``SI`` is a species-dependent
 self-interaction (a tensor product with the one-hot species), the residual path; the
-gate applies SiLU to even scalars (tanh to odd ones) and multiplies each l > 0 irrep by a sigmoid-gated scalar.
+gate applies SiLU to even scalars (tanh to odd ones) and multiplies each l > 0 irrep
+by a sigmoid-gated scalar.
 """
 
 from __future__ import annotations
@@ -61,9 +62,13 @@ class InteractionBlock(nn.Module):
         irreps_mid, permutation, _ = o3.Irreps(mid).sort()
         instructions = [(i, j, permutation[k], m, t) for i, j, k, m, t in instructions]
         self.tensor_product = o3.TensorProduct(
-            self.irreps_in, irreps_sh, irreps_mid, instructions,
-            shared_weights=False, internal_weights=False,
-        )  # fmt: skip
+            self.irreps_in,
+            irreps_sh,
+            irreps_mid,
+            instructions,
+            shared_weights=False,
+            internal_weights=False,
+        )
         self.radial = FullyConnectedNet(
             [num_basis] + [radial_hidden] * radial_layers + [self.tensor_product.weight_numel],
             torch.nn.functional.silu,

@@ -113,9 +113,15 @@ class EquivariantPotential(nn.Module):
         layers = []
         for _ in range(c.num_layers):
             layer = InteractionBlock(
-                irreps, irreps_hidden, self.irreps_sh, len(c.species), c.num_basis,
-                c.radial_hidden, c.radial_layers, c.avg_num_neighbors,
-            )  # fmt: skip
+                irreps,
+                irreps_hidden,
+                self.irreps_sh,
+                len(c.species),
+                c.num_basis,
+                c.radial_hidden,
+                c.radial_layers,
+                c.avg_num_neighbors,
+            )
             layers.append(layer)
             irreps = layer.irreps_out
         self.layers = nn.ModuleList(layers)

@@ -56,8 +56,16 @@ class TrajectoryReader:
 
     def _frame_datasets(self) -> list[h5py.Dataset]:
         f, ex = self._file, self._extras
-        names = ["coordinates", "time", "cell_lengths", "cell_angles", "velocities",
-                 "kineticEnergy", "potentialEnergy", "temperature"]  # fmt: skip
+        names = [
+            "coordinates",
+            "time",
+            "cell_lengths",
+            "cell_angles",
+            "velocities",
+            "kineticEnergy",
+            "potentialEnergy",
+            "temperature",
+        ]
         found = [f[n] for n in names if n in f]
         if ex is not None:
             per_frame = (
