@@ -62,3 +62,24 @@ def test_trajectory_benchmark(tmp_path):
     assert "mdtraj HDF5 (default zlib)" in out and "writer share" in out
     data = json.loads(out_json.read_text())
     assert len(data["rows"]) == 6 and data["writer_ms_per_frame"] > 0
+
+
+def test_potential_benchmark_without_mace(tmp_path):
+    out_json = tmp_path / "pot.json"
+    out = run(
+        "potential.py",
+        "--sizes",
+        "64",
+        "--channels",
+        "4",
+        "--lmax",
+        "1",
+        "--repeats",
+        "1",
+        "--mace-python",
+        str(tmp_path / "no-python"),
+        "--json",
+        str(out_json),
+    )
+    assert "MACE not run" in out
+    assert json.loads(out_json.read_text())["trajcast_engine"][0]["ms"] > 0
