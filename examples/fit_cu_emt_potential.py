@@ -21,10 +21,10 @@ import numpy as np
 from ase import units
 from ase.build import bulk
 from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 from ase.md.langevin import Langevin
 
+from trajcast_engine.data import labelled_copy
 from trajcast_engine.train import FitSettings, fit_potential
 
 TEMPERATURES_K = (300, 600, 900, 1200)
@@ -49,13 +49,7 @@ def reference_frames(n_frames: int, seed: int) -> list:
         dyn.run(100)  # equilibrate 0.5 ps
         for _ in range(per_run):
             dyn.run(5)
-            labels = dict(
-                energy=atoms.get_potential_energy(),
-                forces=atoms.get_forces(),
-                stress=atoms.get_stress(),
-            )
-            frame = atoms.copy()
-            frame.calc = SinglePointCalculator(frame, **labels)
+            frame = labelled_copy(atoms)
             frames.append(frame)
     return frames
 

@@ -13,6 +13,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
+from trajcast_engine.data import labelled_copy
 from trajcast_engine.nn.model_io import load_model
 from trajcast_engine.train import FitSettings, fit_potential
 
@@ -34,14 +35,7 @@ def emt_frames(n: int, seed: int = 0) -> list:
     for k in range(n):
         atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
         atoms.rattle(0.1, seed=seed + k)
-        atoms.calc = EMT()
-        labels = dict(
-            energy=atoms.get_potential_energy(),
-            forces=atoms.get_forces(),
-            stress=atoms.get_stress(),
-        )
-        atoms.calc = SinglePointCalculator(atoms, **labels)
-        frames.append(atoms)
+        frames.append(labelled_copy(atoms, EMT()))
     return frames
 
 
@@ -104,3 +98,17 @@ def test_example_script_runs(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "force  MAE" in result.stdout and load_model(out).config.species == [29]
+
+
+def test_labelled_copy():
+    water = molecule("H2O")
+    with pytest.raises(ValueError, match="no calculator"):
+        labelled_copy(water)
+    from ase.calculators.emt import EMT as Reference
+
+    crystal = bulk("Cu", "fcc", a=3.61, cubic=True)
+    labelled = labelled_copy(crystal, Reference())
+    assert crystal.calc is None, "the original is left alone"
+    assert set(labelled.calc.results) == {"energy", "forces", "stress"}
+    open_copy = labelled_copy(molecule("CH4"), Reference())
+    assert "stress" not in open_copy.calc.results, "no stress for an open system"

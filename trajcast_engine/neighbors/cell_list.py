@@ -178,6 +178,16 @@ def _bin_systems(positions, cells, pbc, ptr, cutoff, max_bins_per_atom):
 
 
 @numba.njit(cache=True, inline="always")
+def _neighbour_bin(coord, n, periodic):
+    """Bin ``coord`` along one axis of ``n`` bins: (bin, cell image, inside). Periodic
+    axes wrap and count images; open axes have no bins beyond their ends."""
+    if periodic:
+        image = coord // n
+        return coord - image * n, image, True
+    return coord, 0, 0 <= coord < n
+
+
+@numba.njit(cache=True, inline="always")
 def _bins_around(i, s, bin_coord, pbc, n_bins, reach, first_bin, bins, images):
     """Fill ``bins``/``images`` with the bins (and their cell images) to search for atom
     ``i``; return how many, and which entry is the atom's own bin at zero image."""
@@ -185,28 +195,16 @@ def _bins_around(i, s, bin_coord, pbc, n_bins, reach, first_bin, bins, images):
     count = 0
     own = 0
     for ox in range(-reach[s, 0], reach[s, 0] + 1):
-        cx = bin_coord[i, 0] + ox
-        sx = 0
-        if pbc[s, 0]:
-            sx = cx // nx
-            cx -= sx * nx
-        elif cx < 0 or cx >= nx:
+        cx, sx, inside = _neighbour_bin(bin_coord[i, 0] + ox, nx, pbc[s, 0])
+        if not inside:
             continue
         for oy in range(-reach[s, 1], reach[s, 1] + 1):
-            cy = bin_coord[i, 1] + oy
-            sy = 0
-            if pbc[s, 1]:
-                sy = cy // ny
-                cy -= sy * ny
-            elif cy < 0 or cy >= ny:
+            cy, sy, inside = _neighbour_bin(bin_coord[i, 1] + oy, ny, pbc[s, 1])
+            if not inside:
                 continue
             for oz in range(-reach[s, 2], reach[s, 2] + 1):
-                cz = bin_coord[i, 2] + oz
-                sz = 0
-                if pbc[s, 2]:
-                    sz = cz // nz
-                    cz -= sz * nz
-                elif cz < 0 or cz >= nz:
+                cz, sz, inside = _neighbour_bin(bin_coord[i, 2] + oz, nz, pbc[s, 2])
+                if not inside:
                     continue
                 if ox == 0 and oy == 0 and oz == 0:
                     own = count
