@@ -286,3 +286,14 @@ def test_conversion_from_ase_formats(suffix, tmp_path, rng):
                 ref.get_potential_energy(), abs=1e-9
             )
     assert md.load(target).n_frames == 4
+
+
+def test_observer_without_dynamics_warns_and_counts_frames(tmp_path):
+    atoms = molecule("H2O")
+    with TrajectoryWriter(tmp_path / "w.h5", atoms) as writer:
+        with pytest.warns(UserWarning, match="could not find the dynamics"):
+            writer()
+        writer()
+    with TrajectoryReader(tmp_path / "w.h5") as reader:
+        assert [a.info["step"] for a in reader] == [0, 1]
+        np.testing.assert_array_equal(reader.times_fs(), [0.0, 1.0])

@@ -36,7 +36,8 @@ class TrajcastCalculator(Calculator):
     """Energy, per-atom energies, forces and stress from an :class:`EquivariantPotential`.
 
     ``model`` is a model object or a model-file path; ``dtype`` ("float32"/"float64")
-    overrides the model's own; ``skin`` (Å) sets the Verlet-list reuse.
+    overrides the model's own (a model object is converted in place, as
+    ``Module.to`` does); ``skin`` (Å) sets the Verlet-list reuse.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]

@@ -92,14 +92,16 @@ class TrajectoryReader:
         value = self._extras.attrs.get("rng_state")
         return None if value is None else str(value)
 
-    def times_fs(self) -> np.ndarray:
-        """Time of every frame in fs."""
+    def times_fs(self, rows: slice = slice(None)) -> np.ndarray:
+        """Time in fs of the frames ``rows`` (default all)."""
+        start, stop, step = rows.indices(self.n_frames)
+        rows = slice(start, stop, step)
         ex = self._extras
         if ex is not None and "time" in ex:
-            return ex["time"][: self.n_frames]
+            return ex["time"][rows]
         if "time" in self._file:
-            return self._file["time"][: self.n_frames].astype(np.float64) / u.PS_PER_FS
-        return np.arange(self.n_frames, dtype=np.float64)
+            return self._file["time"][rows].astype(np.float64) / u.PS_PER_FS
+        return np.arange(self.n_frames, dtype=np.float64)[rows]
 
     def _rows(self, name: str, rows: slice | np.ndarray, extra: bool = False):
         group = self._extras if extra else self._file
@@ -132,7 +134,7 @@ class TrajectoryReader:
                 [cellpar_to_cell(np.r_[a, b]) for a, b in zip(lengths, angles, strict=True)]
             )
         steps = self._rows("step", rows, extra=True)
-        times = self.times_fs()[rows]
+        times = self.times_fs(rows)
         scalars = {}  # float64 extras in eV and K, else mdtraj's float32 kJ/mol and K
         for key, node, scale in [
             ("potential_energy", "potentialEnergy", u.KJ_PER_MOL_PER_EV),

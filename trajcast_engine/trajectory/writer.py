@@ -147,6 +147,7 @@ class TrajectoryWriter:
         self._count = 0  # frames in the block
         self._last_flush = time.monotonic()
         self._rng_state: str | None = None
+        self._warned_time = False  # warned once that no dynamics gives the time
         self._fields: frozenset[str] | None = None  # optional fields every frame carries
         frame_bytes = 12 * max(1, len(atoms)) * (2 + 4 * full_precision)
         self._capacity = int(np.clip(_BLOCK_BYTES // frame_bytes, 1, self.flush_frames))
@@ -355,7 +356,7 @@ class TrajectoryWriter:
         if dyn is None:
             step = self.n_frames + self._count
             time_fs = float(step)
-            if not getattr(self, "_warned_time", False):
+            if not self._warned_time:
                 warnings.warn(
                     "TrajectoryWriter could not find the dynamics calling it; time is "
                     "written as the frame index. Pass dynamics=dyn to record MD time.",
