@@ -26,9 +26,13 @@ node                shape, dtype          units
 Crash safety: frames are kept in memory and written in one block per flush (every
 ``flush_frames`` frames or ``flush_seconds`` seconds, whichever comes first): all datasets
 are resized and filled, then ``H5Fflush`` runs. No HDF5 call happens between flushes, so
-a process killed at any moment leaves the file as of its last completed flush (HDF5
-writes raw chunks before the metadata that points at them). SWMR mode is not used: after
-a crash it leaves a status flag that stops PyTables, hence mdtraj, from opening the file.
+a process killed between flushes (nearly all of a simulation's time) leaves the file
+exactly as of its last completed flush. HDF5's own metadata flush is not atomic: a kill
+landing inside ``H5Fflush`` can leave the last block torn (an extent written before the
+chunk index, read back as zeros); ``benchmarks/trajectory_crash.py`` measures how often
+in a flush-dominated worst case. SWMR mode, whose ordered flushes would close that
+window, is not used: after a crash it leaves a status flag that stops PyTables, hence
+mdtraj, from opening the file (with or without file locking).
 """
 
 from __future__ import annotations
