@@ -78,7 +78,6 @@ class TrajcastCalculator(Calculator):
                 f"directions (pbc={atoms.pbc.tolist()})"
             )
         graph = from_atoms(atoms, dtype=self.model.dtype, device=self.device)
-        self.model.species_indices(graph.species)  # clear error for unknown elements
         pairs = self.neighbors.update(atoms.positions, atoms.cell.array, atoms.pbc)
         out = self.model(graph.with_pairs(pairs), compute_forces=True, compute_stress=want_stress)
         energy = float(out["energy"].detach()[0])

@@ -22,7 +22,7 @@ from ase.geometry import cellpar_to_cell
 
 from trajcast_engine.trajectory import units as u
 from trajcast_engine.trajectory.topology import topology_atom_order
-from trajcast_engine.trajectory.writer import EXTRAS, check_trajectory_file
+from trajcast_engine.trajectory.writer import EXTRAS, MDTRAJ_SCALARS, check_trajectory_file
 
 
 class TrajectoryReader:
@@ -56,16 +56,8 @@ class TrajectoryReader:
 
     def _frame_datasets(self) -> list[h5py.Dataset]:
         f, ex = self._file, self._extras
-        names = [
-            "coordinates",
-            "time",
-            "cell_lengths",
-            "cell_angles",
-            "velocities",
-            "kineticEnergy",
-            "potentialEnergy",
-            "temperature",
-        ]
+        names = ["coordinates", "velocities", "cell_lengths", "cell_angles"]
+        names += [node for node, _, _ in MDTRAJ_SCALARS.values()]
         found = [f[n] for n in names if n in f]
         if ex is not None:
             per_frame = (
@@ -99,8 +91,9 @@ class TrajectoryReader:
         ex = self._extras
         if ex is not None and "time" in ex:
             return ex["time"][rows]
-        if "time" in self._file:
-            return self._file["time"][rows].astype(np.float64) / u.PS_PER_FS
+        node, scale, _ = MDTRAJ_SCALARS["time_fs"]
+        if node in self._file:
+            return self._file[node][rows].astype(np.float64) / scale
         return np.arange(self.n_frames, dtype=np.float64)[rows]
 
     def _rows(self, name: str, rows: slice | np.ndarray, extra: bool = False):
@@ -136,11 +129,9 @@ class TrajectoryReader:
         steps = self._rows("step", rows, extra=True)
         times = self.times_fs(rows)
         scalars = {}  # float64 extras in eV and K, else mdtraj's float32 kJ/mol and K
-        for key, node, scale in [
-            ("potential_energy", "potentialEnergy", u.KJ_PER_MOL_PER_EV),
-            ("kinetic_energy", "kineticEnergy", u.KJ_PER_MOL_PER_EV),
-            ("temperature", "temperature", 1.0),
-        ]:
+        for key, (node, scale, _) in MDTRAJ_SCALARS.items():
+            if key == "time_fs":
+                continue
             values = self._rows(key, rows, extra=True)
             if values is None and node in f:
                 values = f[node][rows].astype(np.float64) / scale

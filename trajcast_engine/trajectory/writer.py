@@ -63,7 +63,7 @@ EXTRAS = "trajcast"
 #: optional per-frame fields: a trajectory has each in every frame or in none
 _OPTIONAL = ("velocities", "cell", "potential_energy", "kinetic_energy", "temperature")
 #: per-frame scalars: name -> (mdtraj node, scale to file units, units attribute)
-_MDTRAJ_SCALARS = {
+MDTRAJ_SCALARS = {
     "time_fs": ("time", u.PS_PER_FS, "picoseconds"),
     "kinetic_energy": ("kineticEnergy", u.KJ_PER_MOL_PER_EV, "kilojoules_per_mole"),
     "potential_energy": ("potentialEnergy", u.KJ_PER_MOL_PER_EV, "kilojoules_per_mole"),
@@ -164,12 +164,11 @@ class TrajectoryWriter:
             self._file = h5py.File(self.path, "a")
             self.n_frames = int(self._file["coordinates"].shape[0])
             if self.n_frames:
-                self._fields = frozenset(
-                    name for name in _OPTIONAL if name in self._file[EXTRAS]
-                ) | ({"velocities"} if "velocities" in self._file else set())
-            if self.n_frames:
-                self.time_offset_fs = float(self._file[EXTRAS]["time"][-1])
-                self.step_offset = self.last_step = int(self._file[EXTRAS]["step"][-1])
+                extras = self._file[EXTRAS]
+                stored = set(extras) | ({"velocities"} if "velocities" in self._file else set())
+                self._fields = frozenset(name for name in _OPTIONAL if name in stored)
+                self.time_offset_fs = float(extras["time"][-1])
+                self.step_offset = self.last_step = int(extras["step"][-1])
         else:
             if self.path.exists() and not overwrite:
                 raise FileExistsError(
@@ -271,11 +270,12 @@ class TrajectoryWriter:
             self._fields = present
         elif present != self._fields:
             name = sorted(present ^ self._fields)[0]
-            has = "has" if name in self._fields else "has no"
-            raise ValueError(
-                f"frame {self.n_frames + self._count} {'lacks' if has == 'has' else 'has'}"
-                f" {name}, but the trajectory {has} {name} in every frame"
-            )
+            frame = self.n_frames + self._count
+            if name in self._fields:
+                problem = f"lacks {name}, but the trajectory has {name}"
+            else:
+                problem = f"has {name}, but the trajectory has no {name}"
+            raise ValueError(f"frame {frame} {problem} in every frame")
         if self._blocks is None:
             self._blocks = self._allocate_blocks()
         b, k = self._blocks, self._count
@@ -414,7 +414,7 @@ class TrajectoryWriter:
         if "velocities" in fields:
             create(f, "velocities", (n, 3), "f4", "nanometers/picosecond")
             create(extras, "restart_velocities", (n, 3), "f8", "angstrom/femtosecond", 1)
-        for name, (node, _, unit) in _MDTRAJ_SCALARS.items():
+        for name, (node, _, unit) in MDTRAJ_SCALARS.items():
             if name == "time_fs" or name in fields:
                 create(f, node, (), "f4", unit)
         for name, (node, dtype, unit) in _EXTRA_SCALARS.items():
@@ -447,7 +447,7 @@ class TrajectoryWriter:
         put(f["coordinates"], b["coordinates"][:count])
         if "velocities" in b:
             put(f["velocities"], b["velocities"][:count])
-        for name, (node, scale, _) in _MDTRAJ_SCALARS.items():
+        for name, (node, scale, _) in MDTRAJ_SCALARS.items():
             if node in f:
                 put(f[node], (b[name][:count] * scale).astype(np.float32))
         for name, (node, dtype, _) in _EXTRA_SCALARS.items():
