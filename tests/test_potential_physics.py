@@ -229,7 +229,7 @@ def test_unknown_element_and_missing_edges():
         model(from_atoms(bulk("Ag")).with_neighbors(CUTOFF))
     with pytest.raises(ValueError, match="no edges"):
         model(from_atoms(molecule("H2O")))
-    with pytest.raises(ValueError, match="unknown potential config keys"):
+    with pytest.raises(ValueError, match="unknown PotentialConfig keys"):
         PotentialConfig.from_dict({"species": [1], "width": 3})
     with pytest.raises(ValueError, match="dtype"):
         PotentialConfig(species=[1], dtype="float16")

@@ -32,6 +32,46 @@ def hidden_irreps(channels: int, lmax: int, both_parities: bool = False) -> o3.I
     return o3.Irreps(irreps)
 
 
+def uvu_tensor_product(
+    irreps_in: o3.Irreps, irreps_other: o3.Irreps, targets: o3.Irreps
+) -> tuple[o3.TensorProduct, o3.Irreps]:
+    """Depthwise ("uvu") tensor product of ``irreps_in`` with ``irreps_other`` keeping
+    the outputs whose irrep occurs in ``targets``; weights are given per call (one set
+    per edge or atom). Returns the product and its (sorted, unsimplified) output irreps.
+    """
+    wanted = {ir for _, ir in o3.Irreps(targets)}
+    mid, instructions = [], []
+    for i, (mul, ir_in) in enumerate(o3.Irreps(irreps_in)):
+        for j, (_, ir_other) in enumerate(o3.Irreps(irreps_other)):
+            for ir_out in ir_in * ir_other:
+                if ir_out in wanted:
+                    instructions.append((i, j, len(mid), "uvu", True))
+                    mid.append((mul, ir_out))
+    irreps_mid, permutation, _ = o3.Irreps(mid).sort()
+    instructions = [(i, j, permutation[k], m, t) for i, j, k, m, t in instructions]
+    product = o3.TensorProduct(
+        irreps_in,
+        irreps_other,
+        irreps_mid,
+        instructions,
+        shared_weights=False,
+        internal_weights=False,
+    )
+    return product, irreps_mid
+
+
+def gate_for(irreps_out: o3.Irreps) -> Gate:
+    """Gated nonlinearity producing ``irreps_out``: SiLU on even scalars, tanh on odd
+    ones (an odd function keeps their parity), and each l > 0 irrep multiplied by a
+    sigmoid of its own extra scalar."""
+    irreps_out = o3.Irreps(irreps_out)
+    scalars = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l == 0])
+    gated = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l > 0])
+    gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps("")
+    acts = [torch.nn.functional.silu if ir.p == 1 else torch.tanh for _, ir in scalars]
+    return Gate(scalars, acts, gates, [torch.sigmoid] * len(gates), gated)
+
+
 class InteractionBlock(nn.Module):
     """Messages ``W(r) · (h_j ⊗ Y(r̂))`` summed over neighbours, then gate and residual."""
 
@@ -51,36 +91,15 @@ class InteractionBlock(nn.Module):
         self.avg_num_neighbors = float(avg_num_neighbors)
         self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
 
-        targets = {ir for _, ir in o3.Irreps(irreps_out)}
-        mid, instructions = [], []
-        for i, (mul, ir_in) in enumerate(self.irreps_in):
-            for j, (_, ir_edge) in enumerate(irreps_sh):
-                for ir_out in ir_in * ir_edge:
-                    if ir_out in targets:
-                        instructions.append((i, j, len(mid), "uvu", True))
-                        mid.append((mul, ir_out))
-        irreps_mid, permutation, _ = o3.Irreps(mid).sort()
-        instructions = [(i, j, permutation[k], m, t) for i, j, k, m, t in instructions]
-        self.tensor_product = o3.TensorProduct(
-            self.irreps_in,
-            irreps_sh,
-            irreps_mid,
-            instructions,
-            shared_weights=False,
-            internal_weights=False,
+        self.tensor_product, irreps_mid = uvu_tensor_product(
+            self.irreps_in, irreps_sh, o3.Irreps(irreps_out)
         )
         self.radial = FullyConnectedNet(
             [num_basis] + [radial_hidden] * radial_layers + [self.tensor_product.weight_numel],
             torch.nn.functional.silu,
         )
 
-        irreps_out = o3.Irreps(irreps_out)
-        scalars = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l == 0])
-        gated = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l > 0])
-        gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps("")
-        # SiLU on even scalars, tanh on odd ones (an odd function keeps their parity)
-        acts = [torch.nn.functional.silu if ir.p == 1 else torch.tanh for _, ir in scalars]
-        self.gate = Gate(scalars, acts, gates, [torch.sigmoid] * len(gates), gated)
+        self.gate = gate_for(o3.Irreps(irreps_out))
         self.irreps_out = self.gate.irreps_out
         self.linear_down = o3.Linear(irreps_mid.simplify(), self.gate.irreps_in)
         self.self_interaction = o3.FullyConnectedTensorProduct(

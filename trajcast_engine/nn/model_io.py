@@ -23,9 +23,10 @@ FORMAT_VERSION = 1
 
 
 def _model_classes() -> dict[str, type[nn.Module]]:
+    from trajcast_engine.nn.forecaster import TrajCastForecaster
     from trajcast_engine.nn.potential import EquivariantPotential
 
-    return {EquivariantPotential.kind: EquivariantPotential}
+    return {cls.kind: cls for cls in (EquivariantPotential, TrajCastForecaster)}
 
 
 def save_model(

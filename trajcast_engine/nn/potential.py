@@ -16,7 +16,6 @@ for fully periodic systems only. Units: Å, eV, eV/Å, eV/Å³.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,64 +24,27 @@ from e3nn import o3
 from torch import Tensor, nn
 
 from trajcast_engine.graph import AtomicGraph
+from trajcast_engine.nn.config import DTYPES, ModelConfig, SpeciesIndex
 from trajcast_engine.nn.interaction import InteractionBlock, hidden_irreps
 from trajcast_engine.nn.radial import RadialEmbedding
 from trajcast_engine.nn.scatter import scatter_sum
-from trajcast_engine.validation import MAX_ATOMIC_NUMBER, check_cutoff
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclass
-class PotentialConfig:
+class PotentialConfig(ModelConfig):
     """Hyperparameters and fitted constants of :class:`EquivariantPotential` (JSON-able)."""
 
-    species: list[int]  # atomic numbers the model knows
-    cutoff: float = 5.0  # Å
-    lmax: int = 2
-    channels: int = 32
-    num_layers: int = 3
-    num_basis: int = 8
-    radial_hidden: int = 64
-    radial_layers: int = 2
-    envelope_p: int = 6
-    both_parities: bool = False
-    dtype: str = "float64"
     # constants fixed from training data
-    avg_num_neighbors: float = 1.0
     energy_scale: float = 1.0  # eV
     energy_shift: float = 0.0  # eV per atom
     reference_energies: list[float] = field(default_factory=list)  # eV, one per species
 
     def __post_init__(self) -> None:
-        self.species = sorted(int(z) for z in self.species)
-        if not self.species or len(set(self.species)) != len(self.species):
-            raise ValueError(f"species must be distinct atomic numbers, got {self.species}")
-        if not all(1 <= z <= MAX_ATOMIC_NUMBER for z in self.species):
-            raise ValueError(f"species must be atomic numbers 1..118, got {self.species}")
-        self.cutoff = check_cutoff(self.cutoff)
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
-        for name in ("lmax", "channels", "num_layers", "num_basis", "radial_hidden"):
-            if int(getattr(self, name)) < (0 if name == "lmax" else 1):
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        super().__post_init__()
         if not self.reference_energies:
             self.reference_energies = [0.0] * len(self.species)
         if len(self.reference_energies) != len(self.species):
             raise ValueError("reference_energies needs one value per species")
-        if not self.avg_num_neighbors > 0:
-            raise ValueError(f"avg_num_neighbors must be > 0, got {self.avg_num_neighbors}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PotentialConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown potential config keys: {sorted(unknown)}")
-        return cls(**values)
 
 
 class EquivariantPotential(nn.Module):
@@ -102,9 +64,7 @@ class EquivariantPotential(nn.Module):
         self.config = config
         c = config
         dtype = DTYPES[c.dtype]
-        index = torch.full((MAX_ATOMIC_NUMBER + 1,), -1, dtype=torch.long)
-        index[torch.tensor(c.species)] = torch.arange(len(c.species))
-        self.register_buffer("species_index", index, persistent=False)
+        self.species_index = SpeciesIndex(c.species)
         self.irreps_sh = o3.Irreps.spherical_harmonics(c.lmax)
         self.radial = RadialEmbedding(c.cutoff, c.num_basis, c.envelope_p)
         irreps_hidden = hidden_irreps(c.channels, c.lmax, c.both_parities)
@@ -156,17 +116,7 @@ class EquivariantPotential(nn.Module):
 
     def species_indices(self, atomic_numbers: Tensor) -> Tensor:
         """Model index of each atom; ``ValueError`` naming elements it was not trained on."""
-        index = self.species_index[atomic_numbers.clamp(0, MAX_ATOMIC_NUMBER)]
-        if bool((index < 0).any()):
-            from ase.data import chemical_symbols
-
-            bad = sorted({int(z) for z in atomic_numbers[index < 0]})
-            known = [chemical_symbols[z] for z in self.config.species]
-            raise ValueError(
-                f"the model was not trained on {[chemical_symbols[z] for z in bad]}: it knows "
-                f"{known} only"
-            )
-        return index
+        return self.species_index(atomic_numbers)
 
     def forward(
         self, graph: AtomicGraph, compute_forces: bool = True, compute_stress: bool = False

@@ -63,3 +63,23 @@ class RadialEmbedding(nn.Module):
 
     def forward(self, r: Tensor) -> Tensor:
         return self.basis(r) * self.envelope(r).unsqueeze(-1)
+
+
+class GaussianBasis(nn.Module):
+    """``num_basis`` fixed Gaussians evenly spaced on [0, maximum] (TrajCast's speed
+    embedding, Thiemann et al., arXiv 2503.23794):
+
+    ``g_k(s) = exp(-(s - μ_k)² / (2 σ²))``, ``μ_k = k · maximum / (num_basis - 1)``,
+    ``σ = maximum / (num_basis - 1)``. Values beyond ``maximum`` fade smoothly to 0.
+    """
+
+    def __init__(self, maximum: float, num_basis: int = 8) -> None:
+        super().__init__()
+        if not maximum > 0 or num_basis < 2:
+            raise ValueError(f"need maximum > 0 and num_basis >= 2, got {maximum}, {num_basis}")
+        self.register_buffer("centers", torch.linspace(0.0, float(maximum), num_basis))
+        self.width = float(maximum) / (num_basis - 1)
+
+    def forward(self, s: Tensor) -> Tensor:
+        """(N,) values -> (N, num_basis)."""
+        return torch.exp(-0.5 * ((s.unsqueeze(-1) - self.centers) / self.width) ** 2)

@@ -1,0 +1,67 @@
+"""Kinetic energy and temperatures of a batch of systems, in engine units.
+
+``K_s = ½ Σ_{i∈s} m_i |v_i - V_s|²`` (eV) with masses in amu and velocities in Å/fs
+(1 amu·Å²/fs² = 103.6427 eV), where ``V_s`` is the centre-of-mass velocity when the
+total momentum is a conserved quantity (it then carries no heat) and zero otherwise.
+The temperature is ``T_s = 2 K_s / (N_dof,s k_B)`` with ``N_dof = 3N - N_c``, ``N_c``
+the degrees of freedom the conservation layer fixes (Frenkel & Smit, *Understanding
+Molecular Simulation*, 2nd ed., §6.1). Per-species temperatures share out the same
+degrees of freedom in proportion to atom counts, ``N_dof,Z = 3 N_Z (1 - N_c / 3N)``, so
+that equipartition means every species reads the system temperature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ase import units
+from torch import Tensor
+
+from trajcast_engine.nn.conservation import momenta, system_sums
+
+#: eV per amu·Å²/fs²
+EV_PER_AMU_A2_FS2 = units._amu * 1e10 / units._e
+#: Boltzmann constant, eV/K
+KB = units.kB
+
+
+def thermal_velocities(
+    velocities: Tensor, masses: Tensor, system_idx: Tensor, n_systems: int, remove_com: bool
+) -> tuple[Tensor, Tensor]:
+    """``(v - V_com, V_com per atom)``; with ``remove_com=False`` V_com is zero."""
+    if not remove_com:
+        return velocities, torch.zeros_like(velocities)
+    total = system_sums(masses, system_idx, n_systems)
+    com = (momenta(velocities, masses, system_idx, n_systems) / total[:, None])[system_idx]
+    return velocities - com, com
+
+
+def kinetic_energies(
+    velocities: Tensor, masses: Tensor, system_idx: Tensor, n_systems: int
+) -> Tensor:
+    """(S,) ``½ Σ m v²`` in eV of the velocities as given."""
+    per_atom = 0.5 * masses * (velocities * velocities).sum(1) * EV_PER_AMU_A2_FS2
+    return system_sums(per_atom, system_idx, n_systems)
+
+
+def species_temperatures(
+    velocities: Tensor,
+    masses: Tensor,
+    species: Tensor,
+    system_idx: Tensor,
+    n_systems: int,
+    constrained: Tensor,
+) -> dict[int, np.ndarray]:
+    """``{Z: (S,) temperature in K}`` of each element's atoms (thermal velocities);
+    NaN for a system without that element."""
+    counts = torch.bincount(system_idx, minlength=n_systems).to(velocities.dtype)
+    share = 1.0 - constrained.to(velocities.dtype) / (3.0 * counts.clamp_min(1))
+    result = {}
+    for z in torch.unique(species).tolist():
+        mask = species == z
+        k = kinetic_energies(velocities[mask], masses[mask], system_idx[mask], n_systems)
+        n = torch.bincount(system_idx[mask], minlength=n_systems).to(velocities.dtype)
+        dof = 3.0 * n * share
+        t = torch.where(dof > 0, 2.0 * k / (dof.clamp_min(1e-300) * KB), torch.nan)
+        result[int(z)] = t.detach().cpu().numpy()
+    return result

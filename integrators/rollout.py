@@ -1,0 +1,264 @@
+"""The batched forecaster rollout: the core that every integrator and the CLI drive.
+
+One learned step of length Δt (the model's stride) for all systems of a batch:
+
+    edges  <- Verlet list of r(t) (rebuilt only when needed; positions are wrapped into
+              the cell at a rebuild, so wrapping never forces one)
+    v      <- thermostat.before(v)                      (Langevin: O half step)
+    Δr, v' <- forecaster(species, r, v)                 (+ conservation layer)
+    v'     <- thermostat.after(v')                      (CSVR, or Langevin O half step)
+    v'     <- energy rescaling (optional)
+    guard checks (NaN/inf, displacement, temperature), then commit
+    r(t + Δt) = r(t) + Δr,  v(t + Δt) = v'
+
+No forces are evaluated. State stays on the model's device between steps; only the
+positions travel to the host for the Numba neighbour list. Random numbers come from one
+seeded ``numpy.random.Generator`` per system. Units: Å, fs, Å/fs, amu, K.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from integrators.energy_rescale import EnergyRescaler
+from integrators.guard import StabilityGuard
+from integrators.kinetics import KB, kinetic_energies, species_temperatures, thermal_velocities
+from integrators.thermostats import Thermostat
+from trajcast_engine.graph import AtomicGraph
+from trajcast_engine.neighbors import VerletNeighborList
+from trajcast_engine.nn.model_io import load_model
+
+
+def load_forecaster(
+    model: nn.Module | str | os.PathLike,
+    device: torch.device | str | None = None,
+    dtype: str | None = None,
+) -> nn.Module:
+    """A forecaster object, model file or shipped model name, on ``device`` in ``dtype``."""
+    from trajcast_engine.calculator import resolve_device
+    from trajcast_engine.nn.config import DTYPES
+
+    device = resolve_device(device)
+    if not isinstance(model, nn.Module):
+        from trajcast_engine.models import SHIPPED, shipped_model_path
+
+        path = shipped_model_path(str(model)) if str(model) in SHIPPED else model
+        model = load_model(path)
+    if getattr(model, "kind", None) != "forecaster":
+        source = getattr(model, "source", type(model).__name__)
+        raise ValueError(f"{source} is a {getattr(model, 'kind', '?')}, not a forecaster")
+    if dtype is not None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        model.config.dtype = dtype
+    return model.to(device=device, dtype=model.dtype).eval()
+
+
+def check_timestep(model: nn.Module, timestep_fs: float | None) -> float:
+    """The model's stride Δt (fs); an error naming both values if another is asked for."""
+    c = model.config
+    stride = float(model.timestep)
+    if timestep_fs is not None and not np.isclose(float(timestep_fs), stride, rtol=1e-9):
+        raise ValueError(
+            f"the model was trained for a timestep of {stride:g} fs ({c.stride} reference "
+            f"steps of {c.md_timestep:g} fs); a timestep of {float(timestep_fs):g} fs was "
+            "asked for. A forecaster's stride is fixed: use its own, or train another model"
+        )
+    return stride
+
+
+def make_rngs(seed: int | Sequence[int] | None, n_systems: int) -> list[np.random.Generator]:
+    """One generator per system: a sequence gives one seed each; one integer seeds a
+    single system directly and spawns independent streams for a batch."""
+    if seed is not None and not isinstance(seed, int | np.integer):
+        seeds = list(seed)
+        if len(seeds) != n_systems:
+            raise ValueError(f"{len(seeds)} seeds given for {n_systems} systems")
+        return [np.random.default_rng(int(s)) for s in seeds]
+    if n_systems == 1:
+        return [np.random.default_rng(seed)]
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n_systems)]
+
+
+class ForecastRollout:
+    """Advances a batch of systems with a forecaster, Δt at a time (module docstring).
+
+    ``graph`` needs velocities (Å/fs); it is moved to the model's device and dtype.
+    ``thermostat`` is a :class:`~integrators.thermostats.Thermostat` or None (NVE);
+    ``seed`` seeds the per-system generators; ``skin`` (Å) sets the Verlet reuse;
+    ``rescaler`` an optional :class:`~integrators.energy_rescale.EnergyRescaler` (NVE
+    only). The state is ``graph.positions``/``graph.velocities``, ``step_count`` and
+    ``time_fs``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        graph: AtomicGraph,
+        *,
+        thermostat: Thermostat | None = None,
+        seed: int | Sequence[int] | None = None,
+        skin: float = 1.0,
+        guard: StabilityGuard | None = None,
+        rescaler: EnergyRescaler | None = None,
+    ) -> None:
+        if getattr(model, "kind", None) != "forecaster":
+            raise ValueError(f"a rollout needs a forecaster, got {type(model).__name__}")
+        if graph.velocities is None:
+            raise ValueError(
+                "the rollout needs velocities: set them (e.g. MaxwellBoltzmannDistribution) "
+                "before starting"
+            )
+        if thermostat is not None and rescaler is not None:
+            raise ValueError(
+                "energy rescaling keeps the NVE energy and cannot be combined with a thermostat"
+            )
+        self.model = model
+        self.timestep = float(model.timestep)
+        device = next(model.buffers()).device
+        self.graph = graph.replace(edge_index=None, edge_shift=None).to(device, model.dtype)
+        model.species_index(self.graph.species)  # unknown elements fail here, not mid-run
+        self.thermostat = thermostat
+        self.rescaler = rescaler
+        self.guard = guard or StabilityGuard()
+        self.neighbors = VerletNeighborList(model.config.cutoff, skin)
+        self.rngs = make_rngs(seed, self.graph.n_systems)
+        self.step_count = 0
+        self.time_fs = 0.0
+        self.remove_com = bool(getattr(model.config, "conserve_momentum", False))
+        self._update_dof()
+        self.initial_temperatures = self.temperatures()
+        if rescaler is not None:
+            rescaler.start(self)
+
+    def _update_dof(self) -> None:
+        g = self.graph
+        counts = g.atoms_per_system.cpu().numpy()
+        constrained = self.model.constrained_dof(g).cpu().numpy()
+        self.constrained = constrained
+        self.degrees_of_freedom = (3 * counts - constrained).astype(np.float64)
+
+    # ---- observables -----------------------------------------------------------------
+    def thermal(self, velocities: Tensor | None = None) -> Tensor:
+        """Velocities minus the centre-of-mass velocity (when momentum is conserved)."""
+        g = self.graph
+        v = g.velocities if velocities is None else velocities
+        return thermal_velocities(v, g.masses, g.system_idx, g.n_systems, self.remove_com)[0]
+
+    def kinetic_energy(self, velocities: Tensor | None = None) -> np.ndarray:
+        """(S,) thermal kinetic energy in eV."""
+        g = self.graph
+        k = kinetic_energies(self.thermal(velocities), g.masses, g.system_idx, g.n_systems)
+        return k.detach().cpu().numpy()
+
+    def temperatures(self, velocities: Tensor | None = None) -> np.ndarray:
+        """(S,) instantaneous temperature in K (``2K / (N_dof k_B)``)."""
+        dof = np.maximum(self.degrees_of_freedom, 1)
+        return 2.0 * self.kinetic_energy(velocities) / (dof * KB)
+
+    def species_temperatures(self) -> dict[int, np.ndarray]:
+        """``{Z: (S,) K}`` per-element temperatures (equipartition check)."""
+        g = self.graph
+        return species_temperatures(
+            self.thermal(),
+            g.masses,
+            g.species,
+            g.system_idx,
+            g.n_systems,
+            torch.as_tensor(self.constrained, device=g.device),
+        )
+
+    def target_temperatures(self, time_fs: float | None = None) -> np.ndarray | None:
+        """(S,) thermostat targets (K) at ``time_fs`` (default now), None in NVE."""
+        if self.thermostat is None:
+            return None
+        t = self.time_fs if time_fs is None else time_fs
+        return self.thermostat.targets(t, self.graph.n_systems)
+
+    # ---- the step ----------------------------------------------------------------------
+    def _edges(self) -> AtomicGraph:
+        positions, cells, pbc, ptr = self.graph.numpy_geometry()
+        if self.neighbors.needs_rebuild(positions, cells, pbc, ptr):
+            self.graph = self.graph.replace(positions=self.wrapped_positions())
+            positions = self.graph.positions.detach().to("cpu", torch.float64).numpy()
+        pairs = self.neighbors.update(positions, cells, pbc, ptr)
+        return self.graph.with_pairs(pairs)
+
+    def wrapped_positions(self) -> Tensor:
+        """Positions wrapped into the cell along periodic directions."""
+        g = self.graph
+        cell = g.cell[g.system_idx]
+        periodic = g.pbc[g.system_idx]
+        if not bool(periodic.any()):
+            return g.positions
+        fractional = torch.linalg.solve(cell.transpose(1, 2), g.positions.unsqueeze(-1))
+        fractional = fractional.squeeze(-1)
+        fractional = torch.where(periodic, fractional - torch.floor(fractional), fractional)
+        return torch.einsum("ni,nij->nj", fractional, cell)
+
+    def step(self) -> None:
+        """One learned step of Δt for every system (see the module docstring)."""
+        graph = self._edges()
+        velocities = graph.velocities
+        if self.thermostat is not None:
+            velocities = self.thermostat.before(self, velocities)
+        with torch.no_grad():
+            out = self.model(graph.replace(velocities=velocities))
+        displacements, velocities = out["displacements"], out["velocities"]
+        step = self.step_count + 1
+        g = self.graph
+        self.guard.check_forecast(step, displacements, velocities, g.species, g.system_idx, g.ptr)
+        positions = graph.positions + displacements
+        if self.thermostat is not None:
+            velocities = self.thermostat.after(self, velocities)
+        if self.rescaler is not None:
+            velocities = self.rescaler.apply(self, positions, velocities)
+        temperatures = self.temperatures(velocities)
+        reference = self.target_temperatures(self.time_fs + self.timestep)
+        if reference is None:
+            reference = self.initial_temperatures
+        self.guard.check_temperature(step, temperatures, reference)
+        self.graph = self.graph.replace(positions=positions, velocities=velocities)
+        self.step_count += 1
+        self.time_fs += self.timestep
+
+    def run(self, steps: int) -> None:
+        """``steps`` learned steps."""
+        if int(steps) < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        for _ in range(int(steps)):
+            self.step()
+
+    def set_state(
+        self, positions: Tensor | np.ndarray, velocities: Tensor | np.ndarray, cell=None
+    ) -> None:
+        """Replace positions (Å), velocities (Å/fs) and optionally cells (Å)."""
+        g = self.graph
+
+        def as_tensor(x):
+            return torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x).to(
+                g.device, g.dtype
+            )
+
+        changes = {"positions": as_tensor(positions), "velocities": as_tensor(velocities)}
+        if cell is not None:
+            changes["cell"] = as_tensor(cell).reshape(g.cell.shape)
+        self.graph = g.replace(**changes)
+        self._update_dof()
+
+    # ---- random state (resume) -------------------------------------------------------
+    def rng_state(self) -> list[dict]:
+        """JSON-able state of the per-system generators."""
+        return [rng.bit_generator.state for rng in self.rngs]
+
+    def set_rng_state(self, states: list[dict]) -> None:
+        """Restore :meth:`rng_state` output."""
+        if len(states) != len(self.rngs):
+            raise ValueError(f"{len(states)} generator states for {len(self.rngs)} systems")
+        for rng, state in zip(self.rngs, states, strict=True):
+            rng.bit_generator.state = state

@@ -1,0 +1,360 @@
+"""The learned integrators: no force calls, canonical thermostats, seeds, the guard,
+batched replicas, ramps, energy rescaling and the ASE protocol."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import mdtraj
+import numpy as np
+import pytest
+import torch
+from ase import Atoms, units
+from ase.build import bulk
+from ase.calculators.calculator import Calculator
+from scipy import stats
+from torch import nn
+
+from integrators import (
+    CSVR,
+    ForecastCSVR,
+    ForecastLangevin,
+    ForecastLogger,
+    ForecastNVE,
+    ForecastRollout,
+    Langevin,
+    RolloutInstability,
+    StabilityGuard,
+    TemperatureSchedule,
+)
+from integrators.kinetics import KB
+from trajcast_engine.graph import from_atoms
+from trajcast_engine.models import shipped_model_path
+from trajcast_engine.nn.forecaster import ForecasterConfig, TrajCastForecaster
+from trajcast_engine.trajectory import TrajectoryWriter
+
+FS = units.fs  # ASE time units per fs: v[Å/fs] = v_ase * FS
+
+
+class HarmonicFlow(nn.Module):
+    """A stand-in forecaster with a known exact flow: every Cartesian coordinate of every
+    atom is a harmonic oscillator about its start site, with its own angular frequency
+    ω (1/fs, incommensurate values so that the thermostat can mix them):
+
+        x' = x cos(ωΔt) + (v/ω) sin(ωΔt),   v' = -x ω sin(ωΔt) + v cos(ωΔt)
+
+    Momentum is not conserved (the sites hold the atoms), so all 3N degrees of freedom
+    are thermal: under a correct thermostat the kinetic energy samples
+    Gamma(3N / 2, k_B T)."""
+
+    kind = "forecaster"
+    dtype = torch.float64
+
+    def __init__(self, sites: np.ndarray, dt: float, seed: int = 0):
+        super().__init__()
+        omega = np.random.default_rng(seed).uniform(0.05, 0.15, sites.shape)
+        self.register_buffer("sites", torch.as_tensor(sites, dtype=torch.float64))
+        self.register_buffer("omega", torch.as_tensor(omega))
+        self.config = ForecasterConfig(
+            species=[29], cutoff=1.0, md_timestep=dt, stride=1, conserve_momentum=False
+        )
+
+    timestep = property(lambda self: self.config.timestep)
+
+    def species_index(self, z):
+        return z
+
+    def constrained_dof(self, graph):
+        return torch.zeros(graph.n_systems, dtype=torch.long)
+
+    def forward(self, graph):
+        wt = self.omega * self.timestep
+        x, v = graph.positions - self.sites, graph.velocities
+        x_new = x * torch.cos(wt) + v / self.omega * torch.sin(wt)
+        v_new = -x * self.omega * torch.sin(wt) + v * torch.cos(wt)
+        return {"displacements": x_new - x, "velocities": v_new}
+
+
+def oscillators(n_systems: int, n_atoms: int = 4) -> tuple[list[Atoms], np.ndarray]:
+    """Far-apart Cu atoms in vacuum, at rest on their sites."""
+    images = []
+    for _ in range(n_systems):
+        a = Atoms(f"Cu{n_atoms}", positions=np.arange(n_atoms)[:, None] * [5.0, 0, 0])
+        a.set_momenta(np.zeros((n_atoms, 3)))
+        images.append(a)
+    return images, np.concatenate([a.positions for a in images])
+
+
+def kinetic_samples(thermostat, n_systems=200, steps=300, burn=100, every=20, dof=None):
+    images, sites = oscillators(n_systems)
+    model = HarmonicFlow(sites, dt=10.0)
+    graph = from_atoms(images)
+    v = np.random.default_rng(0).normal(size=(len(sites), 3)) * 0.003  # start warm
+    graph = graph.replace(velocities=torch.as_tensor(v))
+    rollout = ForecastRollout(model, graph, thermostat=thermostat, seed=list(range(n_systems)))
+    if dof is not None:
+        rollout.degrees_of_freedom = np.full(n_systems, float(dof))  # a broken count
+    samples = []
+    for k in range(steps):
+        rollout.step()
+        if k >= burn and (k - burn) % every == 0:
+            samples.append(rollout.kinetic_energy())
+    return np.concatenate(samples)
+
+
+@pytest.mark.parametrize("make", [lambda: CSVR(600.0, 100.0), lambda: Langevin(600.0, 100.0)])
+def test_thermostat_samples_the_canonical_kinetic_energy(make):
+    kinetic = kinetic_samples(make())
+    n_dof, kt = 3 * 4, KB * 600.0
+    canonical = stats.gamma(a=n_dof / 2, scale=kt)
+    n = len(kinetic)
+    assert abs(kinetic.mean() - canonical.mean()) < 5 * canonical.std() / math.sqrt(n)
+    var_se = canonical.var() * math.sqrt(2.0 / n) * 2.0  # generous: excess kurtosis
+    assert abs(kinetic.var() - canonical.var()) < 4 * var_se
+    assert stats.kstest(kinetic, canonical.cdf).pvalue > 1e-3
+
+
+def test_the_canonical_check_catches_a_wrong_degree_of_freedom_count():
+    """The same test fails for a thermostat that counts 3N - 3 instead of 3N."""
+    kinetic = kinetic_samples(CSVR(600.0, 100.0), dof=9)
+    canonical = stats.gamma(a=3 * 4 / 2, scale=KB * 600.0)
+    assert stats.kstest(kinetic, canonical.cdf).pvalue < 1e-6
+
+
+def small_forecaster(seed: int = 0) -> TrajCastForecaster:
+    torch.manual_seed(seed)
+    config = ForecasterConfig(
+        species=[29],
+        cutoff=4.0,
+        channels=4,
+        num_layers=1,
+        radial_hidden=8,
+        avg_num_neighbors=12.0,
+        md_timestep=2.0,
+        stride=10,
+        displacement_scale=0.02,
+        velocity_scale=0.005,
+    )
+    return TrajCastForecaster(config).eval()
+
+
+def copper(seed: int = 0, temperature: float = 300.0) -> Atoms:
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    rng = np.random.default_rng(seed)
+    sigma = np.sqrt(KB * temperature / atoms.get_masses())  # ASE units: sqrt(eV/amu)
+    p = rng.normal(size=(len(atoms), 3)) * sigma[:, None] * atoms.get_masses()[:, None]
+    atoms.set_momenta(p - p.mean(0))
+    return atoms
+
+
+class CountingCalculator(Calculator):
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        self.calls += 1
+        raise AssertionError("a learned integrator asked for " + ", ".join(properties))
+
+
+def test_a_rollout_makes_no_calculator_call(tmp_path):
+    atoms = copper()
+    calc = CountingCalculator()
+    atoms.calc = calc
+    dyn = ForecastCSVR(atoms, small_forecaster(), temperature_K=300, seed=0)
+    writer = TrajectoryWriter(tmp_path / "t.h5", atoms, dynamics=dyn)
+    dyn.attach(writer, interval=1)
+    dyn.attach(ForecastLogger(dyn, tmp_path / "md.log"), interval=1)
+    dyn.run(5)
+    writer.close()
+    assert calc.calls == 0
+    assert dyn.nsteps == 5
+    traj = mdtraj.load(str(tmp_path / "t.h5"))
+    assert traj.n_frames == 6
+    assert np.allclose(traj.time, np.arange(6) * 20.0 / 1000.0)  # ps, Δt = 20 fs
+    log = np.loadtxt(tmp_path / "md.log")
+    assert log.shape == (6, 5) and np.allclose(log[:, 3], 300.0)
+
+
+def test_the_stride_is_fixed_by_the_model():
+    with pytest.raises(ValueError, match=r"trained for a timestep of 20 fs.*10 fs was asked"):
+        ForecastNVE(copper(), small_forecaster(), timestep=10.0)
+    ForecastNVE(copper(), small_forecaster(), timestep=20.0)  # its own stride is fine
+
+
+def run_positions(cls, seed, steps=4, **kw):
+    atoms = copper(seed=11)
+    dyn = cls(atoms, small_forecaster(), seed=seed, **kw)
+    dyn.run(steps)
+    return atoms.positions.copy(), atoms.get_velocities().copy()
+
+
+@pytest.mark.parametrize("cls", [ForecastCSVR, ForecastLangevin])
+def test_same_seed_same_trajectory_and_different_seeds_differ(cls):
+    a = run_positions(cls, 5, temperature_K=400)
+    b = run_positions(cls, 5, temperature_K=400)
+    c = run_positions(cls, 6, temperature_K=400)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.allclose(a[1], c[1])
+
+
+def test_batched_replicas_equal_single_rollouts():
+    model = small_forecaster()
+    images = [copper(seed=k, temperature=t) for k, t in enumerate((200.0, 400.0, 600.0))]
+    targets = [250.0, 450.0, 650.0]
+    batch = ForecastRollout(
+        model, from_atoms(images), thermostat=CSVR(targets, 100.0), seed=[7, 8, 9]
+    )
+    batch.run(5)
+    n = len(images[0])
+    for k, atoms in enumerate(images):
+        single = ForecastRollout(
+            model, from_atoms(atoms), thermostat=CSVR(targets[k], 100.0), seed=7 + k
+        )
+        single.run(5)
+        rows = slice(k * n, (k + 1) * n)
+        for name in ("positions", "velocities"):
+            got = getattr(batch.graph, name)[rows]
+            want = getattr(single.graph, name)
+            assert torch.allclose(got, want, rtol=0, atol=1e-10), name
+
+
+class Unstable(nn.Module):
+    """Wraps a forecaster and breaks it from step ``at`` on, in a chosen way."""
+
+    kind = "forecaster"
+
+    def __init__(self, inner, how: str, at: int):
+        super().__init__()
+        self.inner, self.how, self.at, self.calls = inner, how, at, 0
+        self.config, self.dtype = inner.config, inner.dtype
+
+    timestep = property(lambda self: self.inner.timestep)
+
+    def species_index(self, z):
+        return self.inner.species_index(z)
+
+    def constrained_dof(self, graph):
+        return self.inner.constrained_dof(graph)
+
+    def forward(self, graph):
+        out = dict(self.inner(graph))
+        self.calls += 1
+        if self.calls >= self.at:
+            if self.how == "nan":
+                out["velocities"] = out["velocities"].clone()
+                out["velocities"][3, 1] = float("nan")
+            elif self.how == "jump":
+                out["displacements"] = out["displacements"].clone()
+                out["displacements"][5] = torch.tensor([0.0, 3.0, 0.0])
+            else:  # heat
+                out["velocities"] = out["velocities"] * 30.0
+        return out
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("nan", r"step 3: the forecast velocity of atom 3 \(Cu\) in system 0 is not finite"),
+        ("jump", r"step 3: atom 5 \(Cu\) in system 0 moved 3 Å in one step \(limit 2 Å\)"),
+        ("heat", r"step 3: system 0 reached a temperature of .* more than 5x the target 300 K"),
+    ],
+)
+def test_the_guard_stops_an_unstable_model_and_keeps_the_frames(tmp_path, how, message):
+    atoms = copper()
+    model = Unstable(small_forecaster(), how, at=3)
+    dyn = ForecastCSVR(atoms, model, temperature_K=300, seed=0, guard=StabilityGuard())
+    writer = TrajectoryWriter(tmp_path / "t.h5", atoms, dynamics=dyn, flush_frames=1000)
+    dyn.attach(writer, interval=1)
+    with pytest.raises(RolloutInstability, match=message) as info:
+        dyn.run(10)
+    assert info.value.step == 3 and dyn.nsteps == 2
+    assert np.all(np.isfinite(atoms.positions))  # the bad step was not committed
+    # the buffered frames reached the disk although the writer was never closed
+    with h5py.File(tmp_path / "t.h5", "r") as f:
+        assert f["coordinates"].shape[0] == 3
+    writer.close()
+    assert mdtraj.load(str(tmp_path / "t.h5")).n_frames == 3
+
+
+def test_temperature_ramp_over_the_run():
+    atoms = copper()
+    dyn = ForecastCSVR(atoms, small_forecaster(), temperature_K=(300.0, 600.0), seed=0)
+    seen = []
+    dyn.attach(lambda: seen.append(dyn.get_target_temperature()), interval=1)
+    dyn.run(6)
+    assert np.allclose(seen, 300.0 + 50.0 * np.arange(7))
+    schedule = TemperatureSchedule(lambda t: 100.0 + t)
+    assert schedule(5.0)[0] == 105.0
+    with pytest.raises(ValueError, match="positive"):
+        TemperatureSchedule(-5.0)
+
+
+def test_per_species_temperatures_report_equipartition_loss():
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    atoms.numbers[:4] = 79  # Au on the first four sites
+    atoms.set_masses()
+    m = atoms.get_masses()
+    v = np.random.default_rng(1).normal(size=(len(atoms), 3)) * np.sqrt(KB * 300 / m)[:, None]
+    v[:4] *= 3.0  # the Au atoms run nine times hotter than equipartition allows
+    v[4:] -= (m[:, None] * v).sum(0) / m[4:].sum()  # zero total momentum
+    atoms.set_velocities(v)
+    torch.manual_seed(0)
+    model = TrajCastForecaster(ForecasterConfig(species=[29, 79], channels=4, num_layers=1))
+    dyn = ForecastNVE(atoms, model)
+    t = dyn.get_species_temperatures()
+    mean_t = dyn.get_temperature()
+    counts = {"Au": 4, "Cu": len(atoms) - 4}
+    weighted = sum(counts[s] * t[s] for s in t) / len(atoms)
+    assert weighted == pytest.approx(mean_t, rel=1e-12)
+    assert t["Au"] > 3.0 * t["Cu"]
+
+
+def test_energy_rescaling_keeps_the_total_energy():
+    potential_path = shipped_model_path("cu-emt-potential")
+    atoms = copper(seed=3, temperature=600.0)
+    dyn = ForecastNVE(atoms, small_forecaster(), energy_rescale=potential_path)
+    rescaler = dyn.rollout.rescaler
+    e0 = rescaler.initial_energy.copy()
+    for _ in range(4):
+        dyn.run(1)
+        u = rescaler.energy(dyn.rollout.graph)
+        k = dyn.rollout.kinetic_energy()
+        assert (u.numpy() + k) == pytest.approx(e0, rel=1e-12, abs=1e-10)
+        assert dyn.rescale_factor is not None and dyn.rescale_factor > 0
+    with pytest.raises(ValueError, match="cannot be combined with a thermostat"):
+        ForecastCSVR(copper(), small_forecaster(), 300.0, energy_rescale=potential_path)
+
+
+def test_changed_atoms_between_runs_are_picked_up():
+    atoms = copper()
+    dyn = ForecastNVE(atoms, small_forecaster())
+    dyn.run(1)
+    atoms.set_momenta(np.zeros((len(atoms), 3)))
+    atoms.positions = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2).positions
+    dyn.run(1)
+    # a perfect lattice at rest stays at rest (forces are zero by symmetry and the
+    # forecast of a symmetric state is symmetric)
+    assert np.abs(atoms.get_velocities()).max() < 1e-8
+
+
+def test_bad_input_is_refused_with_a_message():
+    from ase.constraints import FixAtoms
+
+    atoms = copper()
+    atoms.set_constraint(FixAtoms([0]))
+    with pytest.raises(ValueError, match="do not support ASE constraints"):
+        ForecastNVE(atoms, small_forecaster())
+    with pytest.raises(ValueError, match="not a forecaster"):
+        ForecastNVE(copper(), shipped_model_path("cu-emt-potential"))
+    with pytest.raises(ValueError, match="not trained on"):
+        ForecastNVE(bulk("Ag", "fcc", a=4.1, cubic=True), small_forecaster())
+    with pytest.raises(ValueError, match="tau must be a positive time"):
+        ForecastCSVR(copper(), small_forecaster(), 300.0, tau=-1.0)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        ForecastCSVR(copper(), small_forecaster(), 0.0)
+    with pytest.raises(ValueError, match="3 seeds given for 1 systems"):
+        ForecastRollout(small_forecaster(), from_atoms(copper()), seed=[1, 2, 3])
