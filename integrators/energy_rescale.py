@@ -37,12 +37,17 @@ if TYPE_CHECKING:
 class EnergyRescaler:
     """Keeps each system's total energy at its initial value (see the module docstring).
 
-    ``potential`` is an :class:`EquivariantPotential` or a model-file path; it runs on
+    ``potential`` is an :class:`EquivariantPotential`, a model-file path or a shipped
+    model name; it runs on
     the rollout's device in its own dtype.
     """
 
     def __init__(self, potential: EquivariantPotential | str | os.PathLike, skin: float = 1.0):
         if not isinstance(potential, EquivariantPotential):
+            from trajcast_engine.models import SHIPPED, shipped_model_path
+
+            if str(potential) in SHIPPED:
+                potential = shipped_model_path(str(potential))
             potential = load_model(potential)
             if not isinstance(potential, EquivariantPotential):
                 raise ValueError(f"{potential.source} holds a {potential.kind}, not a potential")

@@ -2,6 +2,9 @@
 
 Sub-commands so far:
 
+- ``trajcast simulate``: large-timestep MD with a forecaster (default: the shipped fcc-Cu
+  model on its built-in 256-atom crystal at 300 K with a CSVR thermostat), written to an
+  mdtraj HDF5 file with a log.
 - ``trajcast neighbors [STRUCTURE]``: build the neighbour list of a structure (any file
   ASE reads, or a built-in fcc Cu crystal) and report pair counts, neighbour statistics
   and build time.
@@ -67,6 +70,51 @@ def _neighbors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fail(message: str) -> SystemExit:
+    return SystemExit(f"trajcast: error: {message}")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from trajcast_engine.simulate import simulate
+
+    try:
+        report = simulate(
+            model=args.model,
+            structure=args.structure,
+            supercell=args.supercell,
+            temperature=args.temperature,
+            thermostat=args.thermostat,
+            tau=args.tau,
+            steps=args.steps,
+            time_ps=args.time,
+            write_every=args.write_every,
+            device=args.device,
+            dtype=args.dtype,
+            seed=args.seed,
+            output=args.output,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            energy_rescale=args.energy_rescale,
+            progress=not args.quiet,
+        )
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        raise _fail(str(err)) from None
+    except RuntimeError as err:  # the stability guard, a CUDA failure
+        raise _fail(f"{err} (frames written so far are in {args.output})") from None
+    print(
+        f"{report.steps} steps, {report.simulated_ps:.2f} ps in {report.wall_seconds:.1f} s "
+        f"({report.ns_per_day:.1f} ns/day), mean T {report.mean_temperature:.1f} K"
+    )
+    print(f"trajectory  {report.output}  (mdtraj.load('{report.output}'))")
+    print(f"log         {report.log}")
+    if report.interrupted:
+        print(
+            f"interrupted: resume with  trajcast simulate --resume --output {report.output} "
+            "(and the same options)"
+        )
+    return 130 if report.interrupted else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``trajcast`` command."""
     parser = argparse.ArgumentParser(
@@ -75,6 +123,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"trajcast-engine {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sim = commands.add_parser(
+        "simulate",
+        help="large-timestep MD with a forecaster, written to an mdtraj HDF5 file",
+        description=(
+            "Advance a structure with a trained forecaster (no force evaluations), one "
+            "model stride per step, under a thermostat. With no options: the shipped "
+            "fcc-Cu model on its 256-atom crystal at 300 K (CSVR) for 10 ps."
+        ),
+    )
+    sim.add_argument(
+        "--model",
+        default="cu-emt-forecaster",
+        help="a shipped model name or a model file (default cu-emt-forecaster)",
+    )
+    sim.add_argument("--structure", help="any file ASE reads (default: the model's system)")
+    sim.add_argument(
+        "--supercell",
+        type=int,
+        nargs=3,
+        metavar=("NA", "NB", "NC"),
+        help="repeat the structure NA x NB x NC times",
+    )
+    sim.add_argument(
+        "--temperature",
+        default="300",
+        help="target in K, or START:END for a linear ramp (default 300)",
+    )
+    sim.add_argument("--thermostat", choices=("none", "csvr", "langevin"), default="csvr")
+    sim.add_argument("--tau", type=float, help="thermostat time in fs (default 10 strides)")
+    length = sim.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="number of forecaster steps")
+    length.add_argument("--time", type=float, help="simulated time in ps (default 10)")
+    sim.add_argument("--write-every", type=int, default=1, help="write every n steps")
+    sim.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    sim.add_argument("--dtype", choices=("float32", "float64"), help="default: the model's")
+    sim.add_argument("--seed", type=int, default=0, help="velocities and thermostat noise")
+    sim.add_argument("--output", default="trajectory.h5", help="HDF5 trajectory to write")
+    sim.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    sim.add_argument("--resume", action="store_true", help="continue an existing output")
+    sim.add_argument(
+        "--energy-rescale",
+        metavar="POTENTIAL",
+        help="keep the total energy constant with this potential (NVE only)",
+    )
+    sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.set_defaults(handler=_simulate)
 
     nb = commands.add_parser(
         "neighbors",

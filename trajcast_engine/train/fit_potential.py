@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,26 +31,17 @@ from ase.io import read
 from trajcast_engine.graph import AtomicGraph, from_atoms
 from trajcast_engine.nn.model_io import save_model
 from trajcast_engine.nn.potential import EquivariantPotential, PotentialConfig
+from trajcast_engine.train.loop import TrainSettings, evaluate_batches, train
 
 
 @dataclass
-class FitSettings:
-    """Optimisation settings of :func:`fit_potential`."""
+class FitSettings(TrainSettings):
+    """Optimisation settings of :func:`fit_potential` (loss weights on top of the shared
+    :class:`~trajcast_engine.train.loop.TrainSettings`)."""
 
-    epochs: int = 200
-    batch_size: int = 4
-    learning_rate: float = 5e-3
-    validation_fraction: float = 0.1
     energy_weight: float = 1.0
     force_weight: float = 10.0
     stress_weight: float = 0.0
-    lr_factor: float = 0.8
-    lr_patience: int = 10
-    early_stopping: int = 40
-    max_grad_norm: float = 10.0
-    seed: int = 0
-    device: str = "cpu"
-    max_seconds: float | None = None  # stop (keeping the best model) after this long
 
 
 @dataclass
@@ -157,21 +147,21 @@ def _losses(model, graph, chosen, stress_ref, settings, device) -> dict[str, tor
         terms["stress"] = (out["stress"] - stress_ref.to(device)).pow(2).mean()
         total = total + settings.stress_weight * terms["stress"]
     terms["loss"] = total
+    terms["count"] = torch.tensor(len(chosen))
     return terms
+
+
+def _loss_fn(settings: FitSettings):
+    def losses(model, batch) -> dict[str, torch.Tensor]:
+        graph, chosen, stress = batch
+        return _losses(model, graph, chosen, stress, settings, settings.device)
+
+    return losses
 
 
 def evaluate(model, frames: list[LabelledFrame], settings: FitSettings) -> dict[str, float]:
     """Mean loss terms over ``frames`` (energy errors per atom, eV; forces eV/Å)."""
-    model.eval()
-    sums: dict[str, float] = {}
-    count = 0
-    for graph, chosen, stress in _batches(frames, settings.batch_size, None):
-        terms = _losses(model, graph, chosen, stress, settings, settings.device)
-        n = len(chosen)
-        for key, value in terms.items():
-            sums[key] = sums.get(key, 0.0) + float(value.detach()) * n
-        count += n
-    metrics = {key: value / count for key, value in sums.items()}
+    metrics = evaluate_batches(model, frames, _batches, _loss_fn(settings), settings.batch_size)
     metrics["energy_rmse"] = math.sqrt(metrics["energy"])
     metrics["forces_rmse"] = math.sqrt(metrics["forces"])
     return metrics
@@ -211,10 +201,6 @@ def fit_potential(
     model.set_normalization(energy_shift=0.0, **stats)
     model.to(settings.device)
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, amsgrad=True)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=settings.lr_factor, patience=settings.lr_patience
-    )
     metadata = {
         "training": {
             "frames": len(training),
@@ -224,39 +210,10 @@ def fit_potential(
         },
         "species": config.species,
     }
-    best_loss, best_state, stale = math.inf, None, 0
-    history: list[dict[str, float]] = []
-    start = time.monotonic()
-    for epoch in range(settings.epochs):
-        model.train()
-        train_loss = 0.0
-        for graph, chosen, stress in _batches(training, settings.batch_size, rng):
-            optimizer.zero_grad(set_to_none=True)
-            terms = _losses(model, graph, chosen, stress, settings, settings.device)
-            terms["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
-            optimizer.step()
-            train_loss += float(terms["loss"].detach()) * len(chosen)
-        metrics = evaluate(model, validation, settings)
-        scheduler.step(metrics["loss"])
-        row = {"epoch": epoch, "train_loss": train_loss / len(training)}
-        row["lr"] = optimizer.param_groups[0]["lr"]
-        row.update({f"val_{k}": v for k, v in metrics.items()})
-        history.append(row)
-        if log is not None:
-            log(row)
-        if metrics["loss"] < best_loss:
-            best_loss, best_state, stale = metrics["loss"], copy.deepcopy(model.state_dict()), 0
-            if checkpoint is not None:
-                save_model(model, checkpoint, {**metadata, "validation": metrics, "epoch": epoch})
-        else:
-            stale += 1
-        out_of_time = settings.max_seconds and time.monotonic() - start > settings.max_seconds
-        if stale >= settings.early_stopping or out_of_time:
-            break
-    assert best_state is not None
-    model.load_state_dict(best_state)
-    model.eval()
+    history, _ = train(
+        model, training, validation, _batches, _loss_fn(settings), settings, metadata,
+        checkpoint, log,
+    )  # fmt: skip
     final = evaluate(model, validation, settings)
     model.metadata = {**metadata, "validation": final}
     if checkpoint is not None:

@@ -1,0 +1,154 @@
+"""``trajcast simulate`` run as a user runs it: a subprocess in a working directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import mdtraj
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.io import write
+
+from trajcast_engine.models import shipped_model_available
+from trajcast_engine.nn.forecaster import ForecasterConfig, TrajCastForecaster
+from trajcast_engine.nn.model_io import save_model
+
+shipped_forecaster = pytest.mark.skipif(
+    not shipped_model_available("cu-emt-forecaster"),
+    reason="the shipped forecaster file is not built yet",
+)
+
+
+def trajcast(*args: str, cwd) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "trajcast_engine.cli", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def free_flight(model: TrajCastForecaster) -> TrajCastForecaster:
+    """Set the readout so that the model predicts free flight, Δr = v Δt and v' = v
+    (a stable stand-in for a trained model: a thermostatted ideal gas)."""
+    with torch.no_grad():
+        model.readout.weight.zero_()
+        model.readout.weight[-2:] = 1.0  # the input-velocity path -> (Δr, v')
+        from trajcast_engine.graph import from_atoms
+
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
+        atoms.set_velocities(np.ones((len(atoms), 3)))
+        graph = from_atoms(atoms, dtype=model.dtype).with_neighbors(model.config.cutoff)
+        out = model(graph)
+        v = graph.velocities
+        model.readout.weight[-2] *= float((v * model.timestep / out["displacements"]).mean())
+        model.readout.weight[-1] *= float((v / out["velocities"]).mean())
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A small forecaster predicting free flight (stable under a thermostat)."""
+    torch.manual_seed(0)
+    config = ForecasterConfig(
+        species=[29],
+        cutoff=4.0,
+        lmax=1,
+        channels=4,
+        num_layers=1,
+        radial_hidden=8,
+        md_timestep=2.0,
+        stride=10,
+        displacement_scale=0.01,
+        velocity_scale=0.003,
+        dtype="float32",
+    )
+    path = tmp_path_factory.mktemp("model") / "fc.pt"
+    save_model(free_flight(TrajCastForecaster(config)), path)
+    write(path.parent / "cu.xyz", bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2))
+    return path
+
+
+def run(model_file, tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    structure = str(model_file.parent / "cu.xyz")
+    args = ["simulate", "--model", str(model_file), "--structure", structure, "--quiet"]
+    return trajcast(*args, *extra, cwd=tmp_path)
+
+
+def test_options_take_effect_and_the_file_loads(model_file, tmp_path):
+    result = run(model_file, tmp_path, "--steps", "10", "--write-every", "5", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert "trajectory  trajectory.h5" in result.stdout
+    traj = mdtraj.load(str(tmp_path / "trajectory.h5"))
+    assert traj.n_frames == 3 and traj.n_atoms == 32
+    assert np.allclose(traj.time, [0.0, 0.1, 0.2])  # ps: 5 steps of 20 fs apart
+    log = np.loadtxt(tmp_path / "trajectory.log")
+    assert log.shape[0] == 3
+
+
+def test_same_seed_same_run_and_overwrite_is_needed(model_file, tmp_path):
+    first = run(model_file, tmp_path, "--steps", "4", "--output", "a.h5", "--seed", "1")
+    second = run(model_file, tmp_path, "--steps", "4", "--output", "b.h5", "--seed", "1")
+    assert first.returncode == 0 and second.returncode == 0
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
+        assert np.array_equal(a["coordinates"][()], b["coordinates"][()])
+    again = run(model_file, tmp_path, "--steps", "4", "--output", "a.h5")
+    assert again.returncode != 0
+    assert "a.h5 exists: pass --overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert (
+        run(model_file, tmp_path, "--steps", "2", "--output", "a.h5", "--overwrite").returncode == 0
+    )
+
+
+def test_resume_continues_numbering_and_the_run(model_file, tmp_path):
+    straight = run(model_file, tmp_path, "--steps", "8", "--output", "full.h5", "--seed", "5")
+    assert straight.returncode == 0
+    part = run(model_file, tmp_path, "--steps", "5", "--output", "part.h5", "--seed", "5")
+    assert part.returncode == 0
+    rest = run(model_file, tmp_path, "--steps", "3", "--output", "part.h5", "--seed", "5",
+               "--resume")  # fmt: skip
+    assert rest.returncode == 0, rest.stderr
+    full = mdtraj.load(str(tmp_path / "full.h5"))
+    resumed = mdtraj.load(str(tmp_path / "part.h5"))
+    assert resumed.n_frames == 9
+    assert np.allclose(resumed.time, full.time)
+    # the resumed run continues the same trajectory (same thermostat noise)
+    box = full.unitcell_lengths[-1]  # positions may differ by a wrap into the cell
+    gap = resumed.xyz[-1] - full.xyz[-1]
+    assert np.abs(gap - box * np.round(gap / box)).max() < 1e-5
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--structure", "missing.xyz"], "structure file not found: missing.xyz"),
+        (["--structure", "{ag}"], "not trained on ['Ag']"),
+        (["--temperature", "0"], "temperature must be > 0 K"),
+        (["--steps", "-3"], "steps must be >= 0"),
+        (["--device", "cuda"], "no CUDA device"),
+        (["--output", "nowhere/t.h5"], "output directory does not exist"),
+        (["--model", "no-such-model"], "model file not found"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(model_file, tmp_path, args, message):
+    if torch.cuda.is_available() and "cuda" in args:
+        pytest.skip("this machine has CUDA")
+    ag = tmp_path / "ag.xyz"
+    write(ag, bulk("Ag", "fcc", a=4.09, cubic=True))
+    args = [a.replace("{ag}", str(ag)) for a in args]
+    command = ["simulate", "--model", str(model_file), "--structure",
+               str(model_file.parent / "cu.xyz"), "--quiet", "--steps", "2", *args]  # fmt: skip
+    result = trajcast(*command, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trajcast: error:"), result.stderr
+    assert message in lines[0]
+
+
+@shipped_forecaster
+def test_default_simulate_runs_the_shipped_model(tmp_path):
+    result = trajcast("simulate", "--steps", "20", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    traj = mdtraj.load(str(tmp_path / "trajectory.h5"))
+    assert traj.n_atoms == 256 and traj.n_frames == 21

@@ -1,0 +1,166 @@
+"""Reference MD generation, training pairs and forecaster training on a small system."""
+
+from __future__ import annotations
+
+import mdtraj
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+
+from trajcast_engine.data.pairs import (
+    build_pairs,
+    load_trajectory,
+    pairs_from_frames,
+    split_by_trajectory,
+)
+from trajcast_engine.data.reference_md import ReferenceSettings, make_calculator, run_reference_md
+from trajcast_engine.nn.forecaster import ForecasterConfig, TrajCastForecaster
+from trajcast_engine.nn.model_io import load_model
+from trajcast_engine.train.fit_forecaster import (
+    ForecastFitSettings,
+    evaluate_forecaster,
+    fit_forecaster,
+)
+
+
+def small_copper() -> Atoms:
+    return bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+
+
+SETTINGS = dict(
+    temperature=600.0,
+    md_timestep=2.0,
+    equilibration_steps=40,
+    segments=3,
+    segment_steps=60,
+    decorrelation_steps=20,
+)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    paths = run_reference_md(small_copper(), "emt", ReferenceSettings(**SETTINGS), out / "cu.h5")
+    return paths
+
+
+def test_reference_md_files_load_and_nve_segments_conserve_energy(reference):
+    assert [p.name for p in reference] == ["cu_seg0.h5", "cu_seg1.h5", "cu_seg2.h5"]
+    traj = mdtraj.load(str(reference[0]))
+    assert traj.n_frames == 61 and traj.n_atoms == 32
+    frames = load_trajectory(reference[1])
+    assert frames[-1].info["time_fs"] - frames[0].info["time_fs"] == pytest.approx(120.0)
+    total = [a.get_potential_energy() + a.get_kinetic_energy() for a in frames]
+    assert np.ptp(total) < 5e-3 * len(frames[0])  # eV: NVE at a 2 fs step
+    assert np.std([a.get_temperature() for a in frames]) > 0  # it moved
+
+
+def test_reference_md_is_seeded(tmp_path):
+    settings = ReferenceSettings(**{**SETTINGS, "segments": 1, "segment_steps": 10})
+    a = run_reference_md(small_copper(), "emt", settings, tmp_path / "a.h5")[0]
+    b = run_reference_md(small_copper(), "emt", settings, tmp_path / "b.h5")[0]
+    other = ReferenceSettings(**{**SETTINGS, "segments": 1, "segment_steps": 10, "seed": 1})
+    c = run_reference_md(small_copper(), "emt", other, tmp_path / "c.h5")[0]
+    pa, pb, pc = (load_trajectory(p)[-1].positions for p in (a, b, c))
+    assert np.array_equal(pa, pb) and not np.allclose(pa, pc)
+
+
+def test_calculator_names_and_bad_names():
+    assert type(make_calculator("emt")).__name__ == "EMT"
+    assert type(make_calculator("lj", sigma=3.4)).__name__ == "LennardJones"
+    assert type(make_calculator("ase.calculators.emt:EMT")).__name__ == "EMT"
+    with pytest.raises(ValueError, match="unknown calculator 'xtb'"):
+        make_calculator("xtb")
+    with pytest.raises(ValueError, match="cannot import calculator"):
+        make_calculator("nowhere.module:Calc")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        ReferenceSettings(temperature=0)
+
+
+def frames_crossing_the_boundary() -> list[Atoms]:
+    """Two frames 10 fs apart in which atom 0 crosses the cell face and is wrapped."""
+    cell = np.diag([5.0, 5.0, 5.0])
+    a = Atoms("CuAg", positions=[[4.95, 1.0, 1.0], [2.0, 2.0, 2.0]], cell=cell, pbc=True)
+    a.set_velocities(np.array([[0.01, 0, 0], [0, 0.02, 0]]) / 0.09822694788464063)
+    b = a.copy()
+    b.positions = [[0.05, 1.0, 1.0], [2.0, 2.2, 2.0]]  # atom 0 moved +0.1 Å and wrapped
+    b.set_velocities(np.array([[0.012, 0, 0], [0, 0.018, 0]]) / 0.09822694788464063)
+    for k, atoms in enumerate((a, b)):
+        atoms.info["time_fs"] = 10.0 * k
+    return [a, b]
+
+
+def test_pairs_use_minimum_image_and_time_reversal():
+    pairs = pairs_from_frames(frames_crossing_the_boundary(), 10.0, time_reversal=True)
+    forward, backward = pairs
+    assert np.allclose(forward.displacements.numpy(), [[0.1, 0, 0], [0, 0.2, 0]])
+    assert np.allclose(forward.velocities.numpy(), [[0.012, 0, 0], [0, 0.018, 0]])
+    assert np.allclose(forward.graph.velocities.numpy(), [[0.01, 0, 0], [0, 0.02, 0]])
+    assert np.allclose(backward.displacements.numpy(), -forward.displacements.numpy())
+    assert np.allclose(backward.graph.velocities.numpy(), -forward.velocities.numpy())
+    assert np.allclose(backward.velocities.numpy(), -forward.graph.velocities.numpy())
+
+
+def test_bad_datasets_are_refused_before_training(tmp_path, reference):
+    frames = frames_crossing_the_boundary()
+    with pytest.raises(ValueError, match="longer than the trajectory"):
+        pairs_from_frames(frames, 20.0)
+    with pytest.raises(ValueError, match="not a whole number of frame spacings"):
+        pairs_from_frames(frames, 15.0)
+    from ase.io import write
+
+    shuffled = [frames[0], frames[1][[1, 0]]]
+    write(tmp_path / "bad.extxyz", shuffled)
+    with pytest.raises(ValueError, match="frame 1 has a different species order"):
+        load_trajectory(tmp_path / "bad.extxyz", frame_interval_fs=10.0)
+    write(tmp_path / "good.extxyz", frames)
+    with pytest.raises(ValueError, match="pass frame_interval_fs"):
+        load_trajectory(tmp_path / "good.extxyz")
+    pairs = build_pairs([reference[0]], 10.0)
+    with pytest.raises(ValueError, match="at least two trajectories"):
+        split_by_trajectory(pairs, 0.3)
+
+
+def test_split_by_trajectory_keeps_segments_whole(reference):
+    pairs = build_pairs(reference, 10.0, every=2)
+    training, validation = split_by_trajectory(pairs, 0.3, seed=1)
+    held = {p.trajectory for p in validation}
+    assert len(held) == 1 and held.isdisjoint({p.trajectory for p in training})
+    assert len(training) + len(validation) == len(pairs)
+
+
+def test_fitting_improves_the_forecast_and_saves_the_stride(tmp_path, reference):
+    config = ForecasterConfig(
+        species=[29],
+        cutoff=4.0,
+        lmax=1,
+        channels=8,
+        num_layers=2,
+        radial_hidden=16,
+        md_timestep=2.0,
+        stride=5,
+    )
+    settings = ForecastFitSettings(
+        epochs=4, batch_size=4, learning_rate=5e-3, validation_fraction=0.3, every=2
+    )
+    pairs = build_pairs(reference, config.timestep, every=2, time_reversal=True)
+    training, validation = split_by_trajectory(pairs, 0.3, seed=0)
+    result = fit_forecaster((training, validation), config, settings, checkpoint=tmp_path / "f.pt")
+    untrained = TrajCastForecaster(config)
+    untrained.set_normalization(
+        result.model.config.avg_num_neighbors,
+        result.model.config.displacement_scale,
+        result.model.config.velocity_scale,
+        result.model.config.max_speed,
+    )
+    before = evaluate_forecaster(untrained, validation, settings)
+    assert result.validation["loss"] < 0.7 * before["loss"]
+    assert (tmp_path / "f.pt.last").is_file()
+    loaded = load_model(tmp_path / "f.pt")
+    assert loaded.kind == "forecaster" and loaded.timestep == pytest.approx(10.0)
+    assert loaded.metadata["training"]["pairs"] == len(training)
+    assert torch.equal(
+        loaded.state_dict()["readout.weight"], result.model.state_dict()["readout.weight"]
+    )

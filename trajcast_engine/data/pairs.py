@@ -1,0 +1,199 @@
+"""Training pairs for the forecaster: (state at t, displacement and velocity at t + Δt).
+
+From each trajectory (this engine's HDF5, or any file ASE reads: .traj, extxyz, LAMMPS
+dumps) with frames every ``δ`` fs, a pair joins frame ``k`` to frame ``k + Δt/δ``:
+
+    input:   species, r(t), v(t), cell, pbc
+    targets: Δr = r(t + Δt) - r(t)  (minimum image in the cell at t: an atom wrapped
+             back into the cell between the frames still moves by its true, short step),
+             v' = v(t + Δt)
+
+Time-reversal augmentation adds the reversed pair ``(r(t+Δt), -v(t+Δt)) -> (-Δr, -v(t))``,
+exact for Hamiltonian dynamics (Thiemann et al., arXiv 2503.23794). Splits are by
+trajectory, so no validation frame neighbours a training frame in time. Units: Å, fs,
+Å/fs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms, units
+
+from trajcast_engine.graph import AtomicGraph, from_atoms
+
+
+@dataclass
+class TrainingPair:
+    """One forecaster example: the state at t (a graph with velocities, no edges) and
+    the targets at t + Δt."""
+
+    graph: AtomicGraph
+    displacements: torch.Tensor  # (N, 3) Å
+    velocities: torch.Tensor  # (N, 3) Å/fs
+    trajectory: int
+
+
+def load_trajectory(source: str | os.PathLike, frame_interval_fs: float | None = None):
+    """Frames of one trajectory as ``Atoms`` with velocities and ``info['time_fs']``.
+
+    HDF5 files of this engine carry their times; for other formats give
+    ``frame_interval_fs`` (the time between stored frames)."""
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"trajectory not found: {path}")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        from trajcast_engine.trajectory import TrajectoryReader
+
+        with TrajectoryReader(path) as reader:
+            frames = reader[:]
+    else:
+        from ase.io import read
+
+        frames = read(path, index=":")
+        if frame_interval_fs is None:
+            raise ValueError(
+                f"{path} does not store times: pass frame_interval_fs (fs between frames)"
+            )
+        for k, atoms in enumerate(frames):
+            atoms.info["time_fs"] = k * float(frame_interval_fs)
+    if not frames:
+        raise ValueError(f"{path} holds no frames")
+    missing = [k for k, a in enumerate(frames) if not a.has("momenta")]
+    if missing:
+        raise ValueError(f"{path}: frame {missing[0]} has no velocities; a forecaster needs them")
+    species = frames[0].numbers
+    for k, atoms in enumerate(frames):
+        if not np.array_equal(atoms.numbers, species):
+            raise ValueError(
+                f"{path}: frame {k} has a different species order from frame 0; every frame "
+                "of a trajectory must list the same atoms in the same order"
+            )
+    return frames
+
+
+def minimum_image(delta: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+    """Displacements mapped to their shortest periodic image along periodic axes."""
+    if not pbc.any():
+        return delta
+    fractional = np.linalg.solve(cell.T, delta.T).T
+    fractional[:, pbc] -= np.round(fractional[:, pbc])
+    return fractional @ cell
+
+
+def frame_offset(frames: Sequence[Atoms], timestep_fs: float, name: str) -> tuple[int, int]:
+    """``(frames per Δt, frames)``; errors for uneven spacing or too short a trajectory."""
+    times = np.array([a.info["time_fs"] for a in frames], dtype=np.float64)
+    if len(times) < 2:
+        raise ValueError(f"{name} has {len(times)} frame: a pair needs two")
+    spacing = np.diff(times)
+    if not np.allclose(spacing, spacing[0], rtol=1e-6, atol=1e-6) or spacing[0] <= 0:
+        raise ValueError(f"{name}: frames are not evenly spaced in time")
+    ratio = timestep_fs / spacing[0]
+    offset = int(round(ratio))
+    if offset < 1 or abs(ratio - offset) > 1e-6:
+        raise ValueError(
+            f"{name}: the stride {timestep_fs:g} fs is not a whole number of frame spacings "
+            f"({spacing[0]:g} fs)"
+        )
+    if offset >= len(frames):
+        raise ValueError(
+            f"{name}: the stride {timestep_fs:g} fs ({offset} frames) is longer than the "
+            f"trajectory ({len(frames)} frames, {times[-1] - times[0]:g} fs)"
+        )
+    return offset, len(frames)
+
+
+def pairs_from_frames(
+    frames: Sequence[Atoms],
+    timestep_fs: float,
+    trajectory: int = 0,
+    every: int = 1,
+    time_reversal: bool = False,
+    name: str = "trajectory",
+    dtype: torch.dtype = torch.float64,
+) -> list[TrainingPair]:
+    """Pairs ``(k, k + Δt/δ)`` for every ``every``-th start frame (see module doc)."""
+    offset, n = frame_offset(frames, timestep_fs, name)
+    pairs = []
+    for k in range(0, n - offset, int(every)):
+        a, b = frames[k], frames[k + offset]
+        delta = minimum_image(b.positions - a.positions, a.cell.array, a.pbc)
+        v0 = a.get_velocities() * units.fs
+        v1 = b.get_velocities() * units.fs
+
+        def pair(start: Atoms, positions, velocities, dr, v_new) -> TrainingPair:
+            state = start.copy()
+            state.positions = positions
+            state.set_velocities(velocities / units.fs)
+            return TrainingPair(
+                graph=from_atoms(state, dtype=dtype),
+                displacements=torch.as_tensor(dr, dtype=dtype),
+                velocities=torch.as_tensor(v_new, dtype=dtype),
+                trajectory=trajectory,
+            )
+
+        pairs.append(pair(a, a.positions, v0, delta, v1))
+        if time_reversal:
+            pairs.append(pair(a, a.positions + delta, -v1, -delta, -v0))
+    return pairs
+
+
+def build_pairs(
+    sources: Sequence[str | os.PathLike],
+    timestep_fs: float,
+    every: int = 1,
+    time_reversal: bool = False,
+    frame_interval_fs: float | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> list[TrainingPair]:
+    """Pairs from several trajectory files; ``pair.trajectory`` is the file's index."""
+    if not sources:
+        raise ValueError("no trajectories given")
+    pairs: list[TrainingPair] = []
+    for t, source in enumerate(sources):
+        frames = load_trajectory(source, frame_interval_fs)
+        pairs += pairs_from_frames(frames, timestep_fs, t, every, time_reversal, str(source), dtype)
+    return pairs
+
+
+def split_by_trajectory(
+    pairs: list[TrainingPair], validation_fraction: float, seed: int = 0
+) -> tuple[list[TrainingPair], list[TrainingPair]]:
+    """Whole trajectories to validation (at least one, never all)."""
+    ids = sorted({p.trajectory for p in pairs})
+    if len(ids) < 2:
+        raise ValueError(
+            "splitting by trajectory needs at least two trajectories (e.g. several NVE "
+            "segments), so that validation frames never neighbour training frames"
+        )
+    rng = np.random.default_rng(seed)
+    n_val = min(len(ids) - 1, max(1, int(round(validation_fraction * len(ids)))))
+    held = set(rng.choice(ids, size=n_val, replace=False).tolist())
+    return [p for p in pairs if p.trajectory not in held], [
+        p for p in pairs if p.trajectory in held
+    ]
+
+
+def pair_statistics(pairs: list[TrainingPair], cutoff: float) -> dict[str, float]:
+    """RMS displacement (Å) and new-velocity (Å/fs) components, the mean neighbour count
+    within ``cutoff`` and a speed-basis top of 4x the RMS speed of the lightest element."""
+    dr = torch.cat([p.displacements for p in pairs])
+    v = torch.cat([p.velocities for p in pairs])
+    sample = pairs[:: max(1, len(pairs) // 50)]
+    edges = sum(p.graph.with_neighbors(cutoff).n_edges for p in sample)
+    atoms = sum(p.graph.n_atoms for p in sample)
+    masses = torch.cat([p.graph.masses for p in pairs])
+    speeds = torch.cat([p.graph.velocities.norm(dim=1) for p in pairs])
+    light = masses == masses.min()
+    return {
+        "displacement_scale": float(dr.pow(2).mean().sqrt()),
+        "velocity_scale": float(v.pow(2).mean().sqrt()),
+        "avg_num_neighbors": max(edges / atoms, 1.0),
+        "max_speed": 4.0 * float(speeds[light].pow(2).mean().sqrt()),
+    }

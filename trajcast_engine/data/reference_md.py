@@ -1,0 +1,179 @@
+"""Reference molecular dynamics with any ASE calculator, written as training data.
+
+A run is an NVT equilibration (Langevin at the target temperature, with the centre of
+mass fixed through ASE's ``FixCom`` constraint and ``fixcm=False``, the combination that
+samples NVT correctly in ASE 3.29) followed by ``segments`` production segments in NVE
+(velocity Verlet), each written through the HDF5 writer with positions, velocities and
+energies in full precision. Between segments a short NVT stretch decorrelates the
+segments (TrajCast's protocol: NVT equilibration, then NVE segments; Thiemann et al.,
+arXiv 2503.23794, §4). Everything is seeded: the initial Maxwell-Boltzmann velocities and
+the Langevin noise come from generators derived from ``seed``.
+
+Units: fs, K, Å. ``calculator`` is ``"emt"`` (ASE's EMT), ``"asap-emt"`` (asap3's
+compiled EMT, the ``[reference]`` extra), ``"lj"`` (ASE's Lennard-Jones with the given
+parameters) or any ASE calculator object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator
+from ase.constraints import FixCom
+from ase.md import velocitydistribution
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import Stationary
+from ase.md.verlet import VelocityVerlet
+
+from trajcast_engine.trajectory import TrajectoryWriter
+
+
+@dataclass
+class ReferenceSettings:
+    """How a reference run is made (times in fs, temperature in K)."""
+
+    temperature: float = 300.0
+    md_timestep: float = 2.0
+    equilibration_steps: int = 2000
+    segments: int = 1
+    segment_steps: int = 5000
+    decorrelation_steps: int = 500
+    write_every: int = 1
+    friction: float = 0.01  # 1/fs, Langevin during equilibration
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0 K, got {self.temperature}")
+        if not self.md_timestep > 0:
+            raise ValueError(f"md_timestep must be > 0 fs, got {self.md_timestep}")
+        for name in ("equilibration_steps", "segments", "segment_steps", "decorrelation_steps"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if int(self.write_every) < 1 or int(self.segment_steps) < 1:
+            raise ValueError("write_every and segment_steps must be >= 1")
+
+
+def make_calculator(name: str | Calculator, **parameters: Any) -> Calculator:
+    """A calculator by name (``emt``, ``asap-emt``, ``lj``), an ``module:Class`` import
+    path, or an object returned as it is."""
+    if not isinstance(name, str):
+        return name
+    key = name.lower()
+    if key == "emt":
+        from ase.calculators.emt import EMT
+
+        return EMT(**parameters)
+    if key == "asap-emt":
+        try:
+            from asap3 import EMT as AsapEMT
+        except ImportError:
+            raise ValueError(
+                "calculator 'asap-emt' needs asap3: pip install 'trajcast-engine[reference]'"
+            ) from None
+        return AsapEMT(**parameters)
+    if key == "lj":
+        from ase.calculators.lj import LennardJones
+
+        return LennardJones(**parameters)
+    if ":" in name:
+        import importlib
+
+        module, _, cls = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module), cls)(**parameters)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"cannot import calculator {name!r}: {err}") from None
+    raise ValueError(
+        f"unknown calculator {name!r}: use emt, asap-emt, lj, or module:Class of an ASE calculator"
+    )
+
+
+def run_reference_md(
+    atoms: Atoms,
+    calculator: str | Calculator,
+    settings: ReferenceSettings,
+    output: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+    calculator_parameters: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Run NVT equilibration and NVE segments; returns one HDF5 file per segment,
+    named ``{output stem}_seg{k}.h5`` next to ``output``. ``progress(phase, done,
+    total)`` is called every 100 steps."""
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"directory does not exist: {output.parent}")
+    atoms = atoms.copy()
+    atoms.calc = make_calculator(calculator, **(calculator_parameters or {}))
+    rng = np.random.default_rng(settings.seed)
+    thermalize(atoms, settings.temperature, rng)
+    Stationary(atoms)
+    dt = settings.md_timestep * units.fs
+    provenance = {
+        "reference": {
+            "calculator": calculator if isinstance(calculator, str) else type(calculator).__name__,
+            "settings": asdict(settings),
+        }
+    }
+
+    def thermalise(steps: int, phase: str) -> None:
+        if steps == 0:
+            return
+        atoms.set_constraint(FixCom())
+        dyn = Langevin(
+            atoms,
+            dt,
+            temperature_K=settings.temperature,
+            friction=settings.friction / units.fs,
+            fixcm=False,
+            rng=np.random.default_rng(rng.integers(2**63)),
+        )
+        _run(dyn, steps, phase, progress)
+        atoms.set_constraint()
+
+    thermalise(int(settings.equilibration_steps), "equilibration")
+    paths = []
+    for k in range(int(settings.segments)):
+        if k:
+            thermalise(int(settings.decorrelation_steps), f"decorrelation {k}")
+        path = output.with_name(f"{output.stem}_seg{k}.h5")
+        dyn = VelocityVerlet(atoms, dt)
+        with TrajectoryWriter(
+            path,
+            atoms,
+            overwrite=overwrite,
+            dynamics=dyn,
+            full_precision=True,
+            provenance={**provenance, "segment": k},
+        ) as writer:
+            dyn.attach(writer, interval=int(settings.write_every))
+            _run(dyn, int(settings.segment_steps), f"segment {k}", progress)
+        paths.append(path)
+    return paths
+
+
+def thermalize(atoms: Atoms, temperature: float, rng: np.random.Generator) -> None:
+    """Maxwell-Boltzmann momenta at ``temperature`` K (ASE's ``thermalize_momenta`` where
+    it exists, 3.29+, else ``MaxwellBoltzmannDistribution``)."""
+    if hasattr(velocitydistribution, "thermalize_momenta"):
+        velocitydistribution.thermalize_momenta(atoms, temperature, rng=rng)
+    else:  # pragma: no cover - older ASE
+        velocitydistribution.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+
+
+def _run(dyn, steps: int, phase: str, progress) -> None:
+    done = 0
+    while done < steps:
+        chunk = min(100, steps - done)
+        dyn.run(chunk)
+        done += chunk
+        if progress is not None:
+            progress(phase, done, steps)

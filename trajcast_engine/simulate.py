@@ -1,0 +1,247 @@
+"""``trajcast simulate``: a forecaster rollout from a structure to an mdtraj HDF5 file.
+
+The run: load the model (a shipped name or a file), build the structure (a file ASE
+reads, or the model's built-in system), draw Maxwell-Boltzmann velocities at the target
+temperature from ``seed`` (zero total momentum), then advance with the large-timestep
+integrator under the chosen thermostat, writing every ``write_every`` steps to
+``output`` (positions, velocities, temperature; the per-system random-generator state
+goes with each flush so that ``resume`` continues the same run) and a text log next to
+it. SIGINT (Ctrl-C) stops after the current step, flushes the file and says how to
+resume.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+DEFAULT_MODEL = "cu-emt-forecaster"
+
+
+@dataclass
+class SimulationReport:
+    """What a finished (or interrupted) run did."""
+
+    output: Path
+    log: Path
+    steps: int
+    simulated_ps: float
+    wall_seconds: float
+    interrupted: bool
+    mean_temperature: float
+
+    @property
+    def ns_per_day(self) -> float:
+        return self.simulated_ps * 1e-3 / max(self.wall_seconds, 1e-9) * 86400.0
+
+
+def parse_temperature(text: str | float | Sequence[float]) -> float | tuple[float, float]:
+    """``"300"`` -> 300.0; ``"300:900"`` -> a ramp (300.0, 900.0). Temperatures in K > 0."""
+    if isinstance(text, int | float):
+        values = [float(text)]
+    elif isinstance(text, str):
+        try:
+            values = [float(v) for v in text.split(":")]
+        except ValueError:
+            raise ValueError(
+                f"temperature must be a number or START:END in K, got {text!r}"
+            ) from None
+    else:
+        values = [float(v) for v in text]
+    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"temperature must be > 0 K (or START:END, both > 0), got {text!r}")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def load_structure(path: str | os.PathLike | None, model_name: str, supercell=None) -> Atoms:
+    """A structure file (any format ASE reads) or the shipped model's built-in system."""
+    from trajcast_engine.models import default_system
+
+    if path is None:
+        atoms = default_system(model_name)
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"structure file not found: {path}")
+        from ase.io import read
+
+        try:
+            atoms = read(path)
+        except Exception as err:  # ASE raises many types for unreadable files
+            raise ValueError(f"could not read the structure {path}: {err}") from None
+    if supercell is not None:
+        supercell = tuple(int(n) for n in supercell)
+        if len(supercell) != 3 or any(n < 1 for n in supercell):
+            raise ValueError(f"supercell needs three positive integers, got {supercell}")
+        atoms = atoms.repeat(supercell)
+    return atoms
+
+
+def simulate(
+    model: str | os.PathLike = DEFAULT_MODEL,
+    structure: str | os.PathLike | None = None,
+    *,
+    supercell: Sequence[int] | None = None,
+    temperature: float | str | tuple[float, float] = 300.0,
+    thermostat: str = "csvr",
+    tau: float | None = None,
+    steps: int | None = None,
+    time_ps: float | None = None,
+    write_every: int = 1,
+    device: str = "cpu",
+    dtype: str | None = None,
+    seed: int = 0,
+    output: str | os.PathLike = "trajectory.h5",
+    overwrite: bool = False,
+    resume: bool = False,
+    energy_rescale: str | os.PathLike | None = None,
+    progress: bool = True,
+    on_step: Callable[[Any], None] | None = None,
+) -> SimulationReport:
+    """Run a forecaster simulation (see the module docstring); returns a report."""
+    from integrators import ForecastCSVR, ForecastLangevin, ForecastLogger, ForecastNVE
+    from integrators.rollout import load_forecaster
+    from trajcast_engine.data.reference_md import thermalize
+    from trajcast_engine.trajectory import TrajectoryReader, TrajectoryWriter
+
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"output directory does not exist: {output.parent}")
+    if output.exists() and not (overwrite or resume):
+        raise FileExistsError(
+            f"{output} exists: pass --overwrite to replace it or --resume to continue it"
+        )
+    if resume and not output.exists():
+        raise FileNotFoundError(f"cannot resume: {output} does not exist")
+    if thermostat not in ("none", "csvr", "langevin"):
+        raise ValueError(f"thermostat must be none, csvr or langevin, got {thermostat!r}")
+    if int(write_every) < 1:
+        raise ValueError(f"write-every must be >= 1, got {write_every}")
+    target = parse_temperature(temperature)
+    forecaster = load_forecaster(model, device, dtype)
+    dt_fs = forecaster.timestep
+    if steps is None:
+        time_ps = 10.0 if time_ps is None else float(time_ps)
+        if not time_ps > 0:
+            raise ValueError(f"time must be > 0 ps, got {time_ps}")
+        steps = max(1, int(round(time_ps * 1000.0 / dt_fs)))
+    if int(steps) < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    steps = int(steps)
+    model_name = str(model) if isinstance(model, str) else ""
+    atoms = load_structure(structure, model_name, supercell)
+    rng_states = None
+    if resume:
+        with TrajectoryReader(output) as reader:
+            last = reader[-1]
+            rng_states = reader.rng_state
+        if len(last) != len(atoms) or not np.array_equal(last.numbers, atoms.numbers):
+            raise ValueError(
+                f"cannot resume {output}: it holds {len(last)} atoms "
+                f"({last.get_chemical_formula()}), the structure has {len(atoms)} "
+                f"({atoms.get_chemical_formula()})"
+            )
+        atoms = last
+        atoms.calc = None
+    else:
+        start_t = target if isinstance(target, float) else target[0]
+        thermalize(atoms, start_t, np.random.default_rng(seed))
+        from ase.md.velocitydistribution import Stationary
+
+        Stationary(atoms)
+
+    common = dict(seed=seed, device=device, energy_rescale=energy_rescale)
+    if thermostat == "none":
+        dyn = ForecastNVE(atoms, forecaster, **common)
+    else:
+        cls = ForecastCSVR if thermostat == "csvr" else ForecastLangevin
+        dyn = cls(atoms, forecaster, target, tau=tau, **common)
+    if rng_states:
+        import json
+
+        dyn.rollout.set_rng_state(json.loads(rng_states))
+
+    provenance = {
+        "model": getattr(forecaster, "source", str(model)),
+        "timestep_fs": dt_fs,
+        "thermostat": thermostat,
+        "temperature": temperature if isinstance(temperature, str) else target,
+        "seed": seed,
+        "engine": "forecaster",
+    }
+    writer = TrajectoryWriter(
+        output,
+        atoms,
+        mode="a" if resume else "w",
+        overwrite=overwrite,
+        dynamics=dyn,
+        provenance=provenance,
+    )
+    log_path = output.with_suffix(".log")
+    logger = ForecastLogger(dyn, str(log_path), mode="a" if resume else "w")
+
+    def remember_rng() -> None:
+        writer.set_rng_state(dyn.rollout.rng_state())
+
+    dyn.attach(remember_rng, interval=int(write_every))
+    dyn.attach(writer, interval=int(write_every))
+    dyn.attach(logger, interval=int(write_every))
+
+    stop = {"requested": False}
+
+    def request_stop(signum, frame) -> None:  # noqa: ARG001
+        stop["requested"] = True
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, unit="step", dynamic_ncols=True, desc="simulate")
+    temperatures = []
+    start = time.monotonic()
+    done = 0
+    try:
+        first = dyn.nsteps
+        for _ in dyn.irun(steps):
+            if dyn.nsteps == first:  # irun yields once before the first step
+                continue
+            done += 1
+            t = dyn.get_temperature()
+            temperatures.append(t)
+            if on_step is not None:
+                on_step(dyn)
+            if bar is not None:
+                elapsed = max(time.monotonic() - start, 1e-9)
+                ns_day = done * dt_fs * 1e-6 / elapsed * 86400.0
+                bar.update(1)
+                bar.set_postfix_str(
+                    f"t={dyn.rollout.time_fs / 1000:.2f} ps  {ns_day:.1f} ns/day  T={t:.0f} K"
+                )
+            if stop["requested"]:
+                break
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
+        writer.close()
+        logger.close()
+    wall = time.monotonic() - start
+    return SimulationReport(
+        output=output,
+        log=log_path,
+        steps=done,
+        simulated_ps=done * dt_fs / 1000.0,
+        wall_seconds=wall,
+        interrupted=stop["requested"] and done < steps,
+        mean_temperature=float(np.mean(temperatures)) if temperatures else float("nan"),
+    )

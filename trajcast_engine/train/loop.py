@@ -1,0 +1,165 @@
+"""The one training loop shared by the potential and the forecaster.
+
+Adam (AMSGrad variant; Reddi, Kale & Kumar, ICLR 2018) with gradient-norm clipping, the
+learning rate reduced by ``lr_factor`` after ``lr_patience`` epochs without validation
+improvement, early stopping after ``early_stopping`` such epochs, and an exponential
+moving average of the weights (``ema_decay``; 0 turns it off) that is what gets
+validated and saved: ``θ_ema <- d θ_ema + (1 - d) θ`` after every optimiser step. The
+best model (lowest validation loss) is written to ``checkpoint`` and the latest to
+``checkpoint`` with a ``.last`` suffix, both as ordinary model files.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from trajcast_engine.nn.model_io import save_model
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation settings common to every model type."""
+
+    epochs: int = 200
+    batch_size: int = 4
+    learning_rate: float = 5e-3
+    validation_fraction: float = 0.1
+    lr_factor: float = 0.8
+    lr_patience: int = 10
+    early_stopping: int = 40
+    max_grad_norm: float = 10.0
+    ema_decay: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+    max_seconds: float | None = None  # stop (keeping the best model) after this long
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "lr_patience", "early_stopping"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
+            )
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+Batches = Callable[[list, int, "np.random.Generator | None"], Iterable[Any]]
+Losses = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
+
+
+class WeightAverage:
+    """Exponential moving average of a model's floating-point parameters and buffers."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for key, value in model.state_dict().items():
+            if value.is_floating_point():
+                self.shadow[key].mul_(self.decay).add_(value.detach(), alpha=1 - self.decay)
+            else:
+                self.shadow[key].copy_(value)
+
+
+def evaluate_batches(
+    model: nn.Module, data: list, batches: Batches, losses: Losses, batch_size: int
+) -> dict[str, float]:
+    """Mean of every loss term over ``data``, weighted by examples per batch."""
+    model.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in batches(data, batch_size, None):
+        terms = losses(model, batch)
+        n = int(terms.pop("count"))
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + float(value.detach()) * n
+        count += n
+    return {key: value / count for key, value in sums.items()}
+
+
+def train(
+    model: nn.Module,
+    training: list,
+    validation: list,
+    batches: Batches,
+    losses: Losses,
+    settings: TrainSettings,
+    metadata: dict[str, Any],
+    checkpoint: str | os.PathLike | None = None,
+    log: Callable[[dict[str, float]], None] | None = None,
+) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """Optimise ``model`` in place (ending with the best weights, in eval mode); returns
+    the per-epoch history and the best validation metrics. ``losses(model, batch)``
+    returns the loss terms (``loss`` is minimised) and ``count``, the batch's examples."""
+    rng = np.random.default_rng(settings.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, amsgrad=True)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=settings.lr_factor, patience=settings.lr_patience
+    )
+    ema = WeightAverage(model, settings.ema_decay) if settings.ema_decay > 0 else None
+    last = None if checkpoint is None else Path(str(checkpoint) + ".last")
+    best_loss, best_state, best_metrics, stale = math.inf, None, {}, 0
+    history: list[dict[str, float]] = []
+    start = time.monotonic()
+    for epoch in range(settings.epochs):
+        model.train()
+        train_loss, seen = 0.0, 0
+        for batch in batches(training, settings.batch_size, rng):
+            optimizer.zero_grad(set_to_none=True)
+            terms = losses(model, batch)
+            terms["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+            optimizer.step()
+            if ema is not None:
+                ema.update(model)
+            n = int(terms["count"])
+            train_loss += float(terms["loss"].detach()) * n
+            seen += n
+        live = copy.deepcopy(model.state_dict()) if ema is not None else None
+        if ema is not None:
+            model.load_state_dict(ema.shadow)
+        metrics = evaluate_batches(model, validation, batches, losses, settings.batch_size)
+        scheduler.step(metrics["loss"])
+        row = {"epoch": epoch, "train_loss": train_loss / max(seen, 1)}
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["seconds"] = time.monotonic() - start
+        row.update({f"val_{k}": v for k, v in metrics.items()})
+        history.append(row)
+        if log is not None:
+            log(row)
+        info = {**metadata, "validation": metrics, "epoch": epoch}
+        if metrics["loss"] < best_loss:
+            best_loss, best_metrics, stale = metrics["loss"], metrics, 0
+            best_state = copy.deepcopy(model.state_dict())
+            if checkpoint is not None:
+                save_model(model, checkpoint, info)
+        else:
+            stale += 1
+        if last is not None:
+            save_model(model, last, info)
+        if live is not None:
+            model.load_state_dict(live)
+        out_of_time = settings.max_seconds and time.monotonic() - start > settings.max_seconds
+        if stale >= settings.early_stopping or out_of_time:
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    return history, best_metrics
