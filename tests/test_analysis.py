@@ -1,0 +1,68 @@
+"""Observables on trajectories with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from trajcast_engine import analysis
+from trajcast_engine.analysis import TrajectoryData
+
+
+def oscillating(freq_thz: float, frames: int = 2000, dt: float = 5.0) -> TrajectoryData:
+    """Atoms on a lattice whose velocities oscillate at ``freq_thz``."""
+    lattice = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)
+    n = len(lattice)
+    t = np.arange(frames) * dt
+    phase = np.random.default_rng(0).uniform(0, 2 * np.pi, (n, 3))
+    omega = 2 * np.pi * freq_thz * 1e-3  # rad/fs
+    amplitude = 0.05
+    x = amplitude * np.sin(omega * t[:, None, None] + phase)
+    v = amplitude * omega * np.cos(omega * t[:, None, None] + phase)
+    return TrajectoryData(
+        positions=lattice.positions[None] + x,
+        velocities=v,
+        cells=np.repeat(lattice.cell.array[None], frames, axis=0),
+        times=t,
+        masses=lattice.get_masses(),
+        temperatures=None,
+    )
+
+
+def test_vdos_peaks_at_the_oscillation_frequency_and_overlaps():
+    nu, d = analysis.vdos(oscillating(6.0))
+    assert nu[np.argmax(d)] == pytest.approx(6.0, abs=0.1)
+    assert np.sum(d) * (nu[1] - nu[0]) == pytest.approx(1.0)
+    same = analysis.vdos_overlap((nu, d), analysis.vdos(oscillating(6.0)))
+    other = analysis.vdos_overlap((nu, d), analysis.vdos(oscillating(4.0)))
+    assert same == pytest.approx(1.0, abs=1e-9) and other < 0.1
+
+
+def test_rdf_of_a_crystal_peaks_at_the_nearest_neighbour_distance():
+    data = oscillating(6.0, frames=20)
+    r, g = analysis.rdf(data)
+    assert r[np.argmax(g)] == pytest.approx(3.61 / np.sqrt(2), abs=0.03)
+    assert analysis.rdf_difference((r, g), (r, g)) == 0.0
+
+
+def test_msd_and_diffusion_of_a_random_walk():
+    rng = np.random.default_rng(1)
+    frames, n, dt, step = 400, 200, 10.0, 0.1
+    cell = np.eye(3) * 20.0
+    walk = np.cumsum(rng.normal(scale=step, size=(frames, n, 3)), axis=0)
+    wrapped = walk % 20.0  # stored wrapped, as a trajectory file holds them
+    data = TrajectoryData(
+        positions=wrapped,
+        velocities=None,
+        cells=np.repeat(cell[None], frames, axis=0),
+        times=np.arange(frames) * dt,
+        masses=np.ones(n),
+        temperatures=None,
+    )
+    t, values = analysis.msd(data)
+    assert values[-1] == pytest.approx(np.mean(np.sum((walk[-1] - walk[0]) ** 2, axis=1)))
+    expected = step**2 / (2 * dt) * 1e4  # D = σ²/(2Δt) per axis, in 1e-9 m²/s
+    assert analysis.diffusion_coefficient(data) == pytest.approx(expected, rel=0.15)
+    with pytest.raises(ValueError, match="no velocities"):
+        analysis.vdos(data)

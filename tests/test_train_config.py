@@ -1,0 +1,91 @@
+"""YAML training configs: checked before any data is read; ``trajcast train`` end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from ase.build import bulk
+
+from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+from trajcast_engine.nn.model_io import load_model
+from trajcast_engine.train.config import default_config, load_config
+
+
+def write(path, content: dict) -> str:
+    path.write_text(yaml.safe_dump(content))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trajectories(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    settings = ReferenceSettings(
+        temperature=500.0, md_timestep=2.0, equilibration_steps=20, segments=2,
+        segment_steps=40, decorrelation_steps=10,
+    )  # fmt: skip
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    return [p.name for p in run_reference_md(atoms, "emt", settings, out / "cu.h5")], out
+
+
+def test_printed_default_config_is_a_valid_config(tmp_path, trajectories):
+    names, folder = trajectories
+    text = default_config("forecaster")
+    raw = yaml.safe_load(text)
+    raw["data"]["trajectories"] = [str(folder / n) for n in names]
+    config = load_config(write(tmp_path / "c.yaml", raw))
+    assert config["model"].channels == 64 and config["training"].ema_decay == 0.99
+    raw = yaml.safe_load(default_config("potential"))
+    assert raw["model_type"] == "potential" and "frames" in raw["data"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"model": {"widht": 3}}, "unknown key 'model.widht'"),
+        ({"training": {"epochs": "ten"}}, "'training.epochs' must be int, got 'ten'"),
+        ({"training": {"learning_rate": True}}, "'training.learning_rate' must be float"),
+        ({"model_type": "oracle"}, "model_type must be one of"),
+        ({"schedule": {}}, "unknown section(s) ['schedule']"),
+        ({"data": {"trajectories": ["missing.h5"]}}, "data file not found"),
+        ({"data": {"frames": ["x.xyz"]}}, "unknown key(s) data.['frames']"),
+    ],
+)
+def test_bad_configs_fail_before_training(tmp_path, trajectories, change, message):
+    names, folder = trajectories
+    raw = {
+        "model_type": "forecaster",
+        "model": {"species": [29]},
+        "data": {"trajectories": [str(folder / n) for n in names]},
+    }
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict) and key != "data":
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    with pytest.raises((ValueError, FileNotFoundError)) as info:
+        load_config(write(tmp_path / "c.yaml", raw))
+    assert message in str(info.value)
+
+
+def test_trajcast_train_end_to_end(tmp_path, trajectories):
+    names, folder = trajectories
+    raw = {
+        "model_type": "forecaster",
+        "model": {"species": [29], "cutoff": 4.0, "lmax": 1, "channels": 4, "num_layers": 1,
+                  "radial_hidden": 8, "md_timestep": 2.0, "stride": 5},
+        "training": {"epochs": 2, "batch_size": 4, "validation_fraction": 0.5},
+        "data": {"trajectories": [str(folder / n) for n in names]},
+        "output": "fc.pt",
+    }  # fmt: skip
+    path = write(tmp_path / "c.yaml", raw)
+    command = [sys.executable, "-m", "trajcast_engine.cli", "train", path]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1" in result.stdout
+    model = load_model(tmp_path / "fc.pt")
+    assert model.kind == "forecaster" and model.timestep == pytest.approx(10.0)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "exists: pass --overwrite" in again.stderr

@@ -1,0 +1,162 @@
+"""Physical observables of a trajectory, and their comparison with a reference run.
+
+- Radial distribution function ``g(r)`` with mdtraj (``mdtraj.compute_rdf``, minimum-image
+  pairs, ``r_max <= L/2``); the difference of two RDFs is the integrated absolute
+  difference per unit density, ``∫ |g_a(r) - g_b(r)| dr`` (Å).
+- Vibrational density of states from the velocity autocorrelation,
+  ``D(ω) ∝ Σ_i m_i |∫ v_i(t) e^{-iωt} dt|²`` (Wiener-Khinchin; Dickey & Paskin, Phys. Rev.
+  188, 1407 (1969)), normalised to unit area on the frequency grid (THz); the overlap of
+  two spectra is ``∫ min(D_a, D_b) dν`` (1 for identical spectra).
+- Mean squared displacement of unwrapped positions and the Einstein diffusion
+  coefficient ``D = lim MSD(t) / (6t)`` from a linear fit over the second half (Å²/fs,
+  reported in 10⁻⁹ m²/s).
+- Temperature mean and fluctuation against the canonical ``σ_T = T sqrt(2 / N_dof)``.
+Units in: Å, fs, Å/fs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class TrajectoryData:
+    """Positions (F, N, 3) Å, velocities (F, N, 3) Å/fs or None, cells (F, 3, 3) Å,
+    times (F,) fs, masses (N,) amu, temperatures (F,) K or None."""
+
+    positions: np.ndarray
+    velocities: np.ndarray | None
+    cells: np.ndarray
+    times: np.ndarray
+    masses: np.ndarray
+    temperatures: np.ndarray | None
+
+
+def load(path: str | os.PathLike, start: int = 0) -> TrajectoryData:
+    """Frames ``start:`` of an engine HDF5 trajectory."""
+    from ase import units
+
+    from trajcast_engine.trajectory import TrajectoryReader
+
+    with TrajectoryReader(path) as reader:
+        frames = reader[start:]
+        masses = reader.masses
+    if len(frames) < 2:
+        raise ValueError(f"{path} has {len(frames)} frames after {start}: need at least 2")
+    has_v = frames[0].has("momenta")
+    temps = [a.info.get("temperature") for a in frames]
+    return TrajectoryData(
+        positions=np.stack([a.positions for a in frames]),
+        velocities=np.stack([a.get_velocities() * units.fs for a in frames]) if has_v else None,
+        cells=np.stack([a.cell.array for a in frames]),
+        times=np.array([a.info["time_fs"] for a in frames]),
+        masses=np.asarray(masses, dtype=np.float64),
+        temperatures=None if any(t is None for t in temps) else np.array(temps, dtype=float),
+    )
+
+
+def rdf(data: TrajectoryData, r_max: float | None = None, bin_width: float = 0.02):
+    """``(r, g)`` in Å over all frames (all atom pairs), with mdtraj."""
+    import mdtraj
+
+    n = data.positions.shape[1]
+    half = 0.5 * float(np.min(np.linalg.norm(data.cells[0], axis=1)))
+    r_max = half if r_max is None else min(float(r_max), half)
+    top = mdtraj.Topology()
+    chain = top.add_chain()
+    for _ in range(n):
+        top.add_atom("X", mdtraj.element.virtual, top.add_residue("X", chain))
+    traj = mdtraj.Trajectory(data.positions / 10.0, top)
+    traj.unitcell_vectors = data.cells / 10.0
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n)])
+    bins = int(round(r_max / bin_width))
+    r, g = mdtraj.compute_rdf(traj, pairs, r_range=(0.0, r_max / 10.0), n_bins=bins)
+    return r * 10.0, g
+
+
+def rdf_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """``∫ |g_a - g_b| dr`` (Å) on a shared grid."""
+    (r, ga), (r2, gb) = a, b
+    if not np.allclose(r, r2):
+        raise ValueError("the two RDFs use different grids")
+    return float(np.sum(np.abs(ga - gb)) * (r[1] - r[0]))
+
+
+def vdos(data: TrajectoryData) -> tuple[np.ndarray, np.ndarray]:
+    """``(ν in THz, D(ν))``, unit area, from the mass-weighted velocity spectrum."""
+    if data.velocities is None:
+        raise ValueError("the trajectory has no velocities: the VDOS needs them")
+    dt = float(np.mean(np.diff(data.times)))  # fs
+    v = data.velocities
+    spectrum = np.abs(np.fft.rfft(v, axis=0)) ** 2  # (F/2+1, N, 3)
+    density = np.einsum("fna,n->f", spectrum, data.masses)
+    nu = np.fft.rfftfreq(v.shape[0], d=dt) * 1000.0  # 1/fs -> THz
+    area = np.sum(density) * (nu[1] - nu[0])
+    return nu, density / area
+
+
+def vdos_overlap(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """``∫ min(D_a, D_b) dν`` on ``a``'s grid (``b`` interpolated onto it)."""
+    (nu, da), (nu_b, db) = a, b
+    db = np.interp(nu, nu_b, db, right=0.0)
+    db = db / (np.sum(db) * (nu[1] - nu[0]))
+    return float(np.sum(np.minimum(da, db)) * (nu[1] - nu[0]))
+
+
+def msd(data: TrajectoryData) -> tuple[np.ndarray, np.ndarray]:
+    """``(t in fs, MSD in Å²)`` from time origin 0 with positions unwrapped by minimum-image
+    steps between frames."""
+    steps = np.diff(data.positions, axis=0)
+    cell = data.cells[0]
+    fractional = steps @ np.linalg.inv(cell)
+    steps = (fractional - np.round(fractional)) @ cell
+    unwrapped = np.concatenate([np.zeros_like(steps[:1]), np.cumsum(steps, axis=0)])
+    values = np.mean(np.sum(unwrapped**2, axis=2), axis=1)
+    return data.times - data.times[0], values
+
+
+def diffusion_coefficient(data: TrajectoryData) -> float:
+    """Einstein ``D`` in 10⁻⁹ m²/s from the second half of the MSD (1 Å²/fs = 10⁻⁵ m²/s)."""
+    t, values = msd(data)
+    half = len(t) // 2
+    slope = np.polyfit(t[half:], values[half:], 1)[0]
+    return float(slope / 6.0 * 1e4)
+
+
+def temperature_summary(data: TrajectoryData, n_dof: int) -> dict[str, float]:
+    """Mean temperature, its standard deviation and the canonical ``T sqrt(2/N_dof)``."""
+    if data.temperatures is None:
+        raise ValueError("the trajectory has no temperatures")
+    mean = float(np.mean(data.temperatures))
+    return {
+        "mean": mean,
+        "std": float(np.std(data.temperatures)),
+        "canonical_std": mean * float(np.sqrt(2.0 / n_dof)),
+    }
+
+
+def compare(test: TrajectoryData, reference: TrajectoryData, n_dof: int) -> dict[str, Any]:
+    """The validation metrics of a rollout against reference MD of the same system."""
+    rdf_t, rdf_r = rdf(test), rdf(reference)
+    peak_t = rdf_t[0][np.argmax(rdf_t[1])]
+    peak_r = rdf_r[0][np.argmax(rdf_r[1])]
+    result: dict[str, Any] = {
+        "rdf_integrated_abs_difference": rdf_difference(rdf_t, rdf_r),
+        "rdf_first_peak": {"test": float(peak_t), "reference": float(peak_r)},
+        "rdf_first_peak_height": {
+            "test": float(rdf_t[1].max()),
+            "reference": float(rdf_r[1].max()),
+        },
+    }
+    if test.velocities is not None and reference.velocities is not None:
+        result["vdos_overlap"] = vdos_overlap(vdos(test), vdos(reference))
+    if test.temperatures is not None and reference.temperatures is not None:
+        result["temperature"] = {
+            "test": temperature_summary(test, n_dof),
+            "reference": temperature_summary(reference, n_dof),
+        }
+    return result

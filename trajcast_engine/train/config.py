@@ -1,0 +1,148 @@
+"""YAML training configs: one file says what to train, on which data, and how.
+
+    model_type: forecaster            # or: potential
+    model:    {...}                   # ForecasterConfig / PotentialConfig fields
+    training: {...}                   # ForecastFitSettings / FitSettings fields
+    data:
+      trajectories: [a.h5, b.h5]      # forecaster: trajectories with velocities
+      frames: [labelled.extxyz]       # potential: frames with energies and forces
+    output: model.pt
+
+Every key is checked against the dataclass it fills, and every value against the field's
+type, before any data is read: an unknown key or a wrong type is an error naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trajcast_engine.nn.forecaster import ForecasterConfig
+from trajcast_engine.nn.potential import PotentialConfig
+from trajcast_engine.train.fit_forecaster import ForecastFitSettings
+from trajcast_engine.train.fit_potential import FitSettings
+
+SECTIONS = {"model_type", "model", "training", "data", "output"}
+KINDS = {
+    "forecaster": (ForecasterConfig, ForecastFitSettings, "trajectories"),
+    "potential": (PotentialConfig, FitSettings, "frames"),
+}
+
+
+def _check_types(cls: type, values: dict[str, Any], section: str) -> None:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in known:
+            raise ValueError(
+                f"unknown key '{section}.{key}'; {section} takes: {', '.join(sorted(known))}"
+            )
+        expected = hints[key]
+        if not _matches(value, expected):
+            raise ValueError(
+                f"'{section}.{key}' must be {_describe(expected)}, got {value!r} "
+                f"({type(value).__name__})"
+            )
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return any(_matches(value, arg) for arg in typing.get_args(expected))
+    if expected is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(expected) or (Any,)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is Any:
+        return True
+    return isinstance(value, expected)
+
+
+def _describe(expected: Any) -> str:
+    return getattr(expected, "__name__", str(expected)).replace("typing.", "")
+
+
+def load_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a training config; returns it with the config objects built."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} must hold a mapping of sections {sorted(SECTIONS)}")
+    unknown = set(raw) - SECTIONS
+    if unknown:
+        raise ValueError(f"unknown section(s) {sorted(unknown)}; sections: {sorted(SECTIONS)}")
+    kind = raw.get("model_type")
+    if kind not in KINDS:
+        raise ValueError(f"model_type must be one of {sorted(KINDS)}, got {kind!r}")
+    config_cls, settings_cls, data_key = KINDS[kind]
+    model = raw.get("model") or {}
+    training = raw.get("training") or {}
+    data = raw.get("data") or {}
+    for section, values in (("model", model), ("training", training), ("data", data)):
+        if not isinstance(values, dict):
+            raise ValueError(f"section '{section}' must be a mapping")
+    _check_types(config_cls, model, "model")
+    _check_types(settings_cls, training, "training")
+    extra = set(data) - {data_key, "frame_interval_fs"}
+    if extra:
+        raise ValueError(f"unknown key(s) data.{sorted(extra)}; a {kind} reads data.{data_key}")
+    sources = data.get(data_key)
+    if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
+        raise ValueError(f"data.{data_key} must be a non-empty list of file paths")
+    base = path.parent
+    resolved = [str((base / s) if not Path(s).is_absolute() else Path(s)) for s in sources]
+    missing = [s for s in resolved if not Path(s).is_file()]
+    if missing:
+        raise FileNotFoundError(f"data file not found: {missing[0]}")
+    output = raw.get("output", f"{kind}.pt")
+    if not isinstance(output, str):
+        raise ValueError(f"output must be a file path, got {output!r}")
+    return {
+        "model_type": kind,
+        "model": config_cls(**model),
+        "training": settings_cls(**training),
+        "sources": resolved,
+        "output": base / output,
+    }
+
+
+def _scalar(value: Any) -> str:
+    """One value in YAML flow style, on one line."""
+    return yaml.safe_dump(value, default_flow_style=True).splitlines()[0]
+
+
+def default_config(kind: str = "forecaster") -> str:
+    """A commented default config (``trajcast train --print-config``)."""
+    config_cls, settings_cls, data_key = KINDS[kind]
+    lines = [
+        "# trajcast train config: every key is optional except data; units Å, fs, K",
+        f"model_type: {kind}",
+        "model:",
+    ]
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.name == "species":
+            default = [29]
+        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        lines.append(f"  {f.name}: {_scalar(default)}")
+    lines.append("training:")
+    for f in dataclasses.fields(settings_cls):
+        lines.append(f"  {f.name}: {_scalar(f.default)}")
+    lines += ["data:", f"  {data_key}: [run_seg0.h5, run_seg1.h5]", f"output: {kind}.pt"]
+    return "\n".join(lines) + "\n"
