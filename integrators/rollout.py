@@ -19,6 +19,7 @@ seeded ``numpy.random.Generator`` per system. Units: Å, fs, Å/fs, amu, K.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -130,6 +131,8 @@ class ForecastRollout:
         self.rngs = make_rngs(seed, self.graph.n_systems)
         self.step_count = 0
         self.time_fs = 0.0
+        self.timings: dict[str, float] | None = None
+        self._clock = 0.0
         self.remove_com = bool(getattr(model.config, "conserve_momentum", False))
         self._update_dof()
         self.initial_temperatures = self.temperatures()
@@ -201,23 +204,45 @@ class ForecastRollout:
         fractional = torch.where(periodic, fractional - torch.floor(fractional), fractional)
         return torch.einsum("ni,nij->nj", fractional, cell)
 
+    def _mark(self, phase: str) -> None:
+        """Add the time since the last mark to ``timings[phase]`` (when profiling)."""
+        if self.timings is None:
+            return
+        if self.graph.device.type == "cuda":
+            torch.cuda.synchronize(self.graph.device)
+        now = time.perf_counter()
+        self.timings[phase] = self.timings.get(phase, 0.0) + now - self._clock
+        self._clock = now
+
+    def profile(self, enabled: bool = True) -> None:
+        """Accumulate seconds per phase of :meth:`step` in ``timings`` (neighbours,
+        model, thermostat, checks); it synchronises CUDA, so it costs a little."""
+        self.timings = {} if enabled else None
+
     def step(self) -> None:
         """One learned step of Δt for every system (see the module docstring)."""
+        self._clock = time.perf_counter()
         graph = self._edges()
+        self._mark("neighbours")
         velocities = graph.velocities
         if self.thermostat is not None:
             velocities = self.thermostat.before(self, velocities)
+        self._mark("thermostat")
         with torch.no_grad():
             out = self.model(graph.replace(velocities=velocities))
+        self._mark("model")
         displacements, velocities = out["displacements"], out["velocities"]
         step = self.step_count + 1
         g = self.graph
         self.guard.check_forecast(step, displacements, velocities, g.species, g.system_idx, g.ptr)
         positions = graph.positions + displacements
+        self._mark("checks")
         if self.thermostat is not None:
             velocities = self.thermostat.after(self, velocities)
+        self._mark("thermostat")
         if self.rescaler is not None:
             velocities = self.rescaler.apply(self, positions, velocities)
+            self._mark("energy rescaling")
         temperatures = self.temperatures(velocities)
         reference = self.target_temperatures(self.time_fs + self.timestep)
         if reference is None:
@@ -226,6 +251,7 @@ class ForecastRollout:
         self.graph = self.graph.replace(positions=positions, velocities=velocities)
         self.step_count += 1
         self.time_fs += self.timestep
+        self._mark("checks")
 
     def run(self, steps: int) -> None:
         """``steps`` learned steps."""

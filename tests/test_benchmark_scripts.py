@@ -83,3 +83,12 @@ def test_potential_benchmark_without_mace(tmp_path):
     )
     assert "MACE not run" in out
     assert json.loads(out_json.read_text())["trajcast_engine"][0]["ms"] > 0
+
+
+def test_rollout_benchmark(tmp_path):
+    out_json = tmp_path / "rollout.json"
+    out = run("rollout.py", "--sizes", "32", "--steps", "2", "--json", str(out_json))
+    assert "fc ns/day" in out and "neighbours" in out
+    row = json.loads(out_json.read_text())["rows"][0]
+    assert row["atoms"] == 32 and row["ns_per_day"] > 0 and "classic" in row
+    assert row["rebuild_every_step"]["neighbour_builds"] == 5  # warm-up 3 + 2 timed

@@ -164,3 +164,26 @@ def test_fitting_improves_the_forecast_and_saves_the_stride(tmp_path, reference)
     assert torch.equal(
         loaded.state_dict()["readout.weight"], result.model.state_dict()["readout.weight"]
     )
+
+
+def test_resumed_training_continues_exactly(tmp_path, reference):
+    config = ForecasterConfig(
+        species=[29], cutoff=4.0, lmax=1, channels=4, num_layers=1, radial_hidden=8,
+        md_timestep=2.0, stride=5,
+    )  # fmt: skip
+    pairs = build_pairs(reference, config.timestep, every=3)
+    split = split_by_trajectory(pairs, 0.3, seed=0)
+
+    def settings(epochs):
+        return ForecastFitSettings(epochs=epochs, batch_size=4, ema_decay=0.9, lr_patience=1)
+
+    straight = fit_forecaster(split, config, settings(4), checkpoint=tmp_path / "a.pt")
+    fit_forecaster(split, config, settings(2), checkpoint=tmp_path / "b.pt")
+    resumed = fit_forecaster(split, config, settings(4), checkpoint=tmp_path / "b.pt", resume=True)
+    assert [round(r["val_loss"], 12) for r in resumed.history] == [
+        round(r["val_loss"], 12) for r in straight.history
+    ]
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        fit_forecaster(split, config, settings(2), checkpoint=tmp_path / "c.pt", resume=True)

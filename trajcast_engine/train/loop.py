@@ -6,7 +6,9 @@ improvement, early stopping after ``early_stopping`` such epochs, and an exponen
 moving average of the weights (``ema_decay``; 0 turns it off) that is what gets
 validated and saved: ``θ_ema <- d θ_ema + (1 - d) θ`` after every optimiser step. The
 best model (lowest validation loss) is written to ``checkpoint`` and the latest to
-``checkpoint`` with a ``.last`` suffix, both as ordinary model files.
+``checkpoint`` with a ``.last`` suffix, both as ordinary model files; ``.state`` holds
+what a resumed run needs to continue exactly as an uninterrupted one would (weights,
+optimiser, scheduler, weight average, random-generator states, history).
 """
 
 from __future__ import annotations
@@ -104,10 +106,12 @@ def train(
     metadata: dict[str, Any],
     checkpoint: str | os.PathLike | None = None,
     log: Callable[[dict[str, float]], None] | None = None,
+    resume: bool = False,
 ) -> tuple[list[dict[str, float]], dict[str, float]]:
     """Optimise ``model`` in place (ending with the best weights, in eval mode); returns
     the per-epoch history and the best validation metrics. ``losses(model, batch)``
-    returns the loss terms (``loss`` is minimised) and ``count``, the batch's examples."""
+    returns the loss terms (``loss`` is minimised) and ``count``, the batch's examples.
+    ``resume=True`` continues from ``checkpoint.state`` when it exists."""
     rng = np.random.default_rng(settings.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, amsgrad=True)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -117,8 +121,29 @@ def train(
     last = None if checkpoint is None else Path(str(checkpoint) + ".last")
     best_loss, best_state, best_metrics, stale = math.inf, None, {}, 0
     history: list[dict[str, float]] = []
-    start = time.monotonic()
-    for epoch in range(settings.epochs):
+    first_epoch = 0
+    state_path = None if checkpoint is None else Path(str(checkpoint) + ".state")
+    if resume:
+        if state_path is None or not state_path.is_file():
+            raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        if saved.get("kind") != getattr(model, "kind", None):
+            raise ValueError(
+                f"{state_path} is a training state of a {saved.get('kind')}, not of a "
+                f"{getattr(model, 'kind', type(model).__name__)}"
+            )
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        if ema is not None:
+            ema.shadow = saved["ema"]
+        rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        best_loss, best_metrics, stale = saved["best_loss"], saved["best_metrics"], saved["stale"]
+        best_state, history = saved["best_state"], saved["history"]
+        first_epoch = saved["epoch"] + 1
+    start = time.monotonic() - (history[-1]["seconds"] if history else 0.0)
+    for epoch in range(first_epoch, settings.epochs):
         model.train()
         train_loss, seen = 0.0, 0
         for batch in batches(training, settings.batch_size, rng):
@@ -156,6 +181,9 @@ def train(
             save_model(model, last, info)
         if live is not None:
             model.load_state_dict(live)
+        if state_path is not None:
+            _save_state(state_path, model, optimizer, scheduler, ema, rng, epoch, best_loss,
+                        best_metrics, stale, best_state, history)  # fmt: skip
         out_of_time = settings.max_seconds and time.monotonic() - start > settings.max_seconds
         if stale >= settings.early_stopping or out_of_time:
             break
@@ -163,3 +191,26 @@ def train(
     model.load_state_dict(best_state)
     model.eval()
     return history, best_metrics
+
+
+def _save_state(path, model, optimizer, scheduler, ema, rng, epoch, best_loss, best_metrics,
+                stale, best_state, history) -> None:  # fmt: skip
+    """Everything a resumed run needs, written atomically (plain tensors and numbers)."""
+    state = {
+        "kind": getattr(model, "kind", None),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "ema": None if ema is None else ema.shadow,
+        "rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "epoch": epoch,
+        "best_loss": best_loss,
+        "best_metrics": best_metrics,
+        "stale": stale,
+        "best_state": best_state,
+        "history": history,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
