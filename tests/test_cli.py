@@ -48,3 +48,32 @@ def test_console_script():
         check=True,
     )
     assert "neighbors" in out.stdout
+
+
+def test_models_lists_the_shipped_models(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "cu-emt-potential" in out and "cu-emt-forecaster" in out
+
+
+def test_info_describes_models_and_trajectories(tmp_path, capsys):
+    from ase.build import bulk
+
+    from trajcast_engine.models import shipped_model_path
+    from trajcast_engine.trajectory import TrajectoryWriter
+
+    assert main(["info", str(shipped_model_path("cu-emt-potential"))]) == 0
+    out = capsys.readouterr().out
+    assert "kind         potential" in out and "species      ['Cu']" in out
+    atoms = bulk("Cu", cubic=True)
+    with TrajectoryWriter(tmp_path / "t.h5", atoms) as writer:
+        writer.write(atoms.positions, time_fs=0.0)
+        writer.write(atoms.positions, time_fs=30.0, step=1)
+    assert main(["info", str(tmp_path / "t.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "frames       2" in out and "0 .. 0.03 ps" in out
+    (tmp_path / "x.pt").write_text("not a model")
+    with pytest.raises(SystemExit, match="not a readable trajcast-engine model file"):
+        main(["info", str(tmp_path / "x.pt")])
+    with pytest.raises(SystemExit, match="file not found"):
+        main(["info", str(tmp_path / "missing.pt")])

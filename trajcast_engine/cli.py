@@ -156,6 +156,71 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from trajcast_engine.models import SHIPPED, model_card, shipped_model_available
+
+    for name in SHIPPED:
+        state = "" if shipped_model_available(name) else "  (file not built)"
+        print(f"{name}{state}")
+        for line in model_card(name).splitlines():
+            print(f"    {line}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise _fail(f"file not found: {path}")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        from trajcast_engine.trajectory import TrajectoryReader
+
+        try:
+            reader = TrajectoryReader(path)
+        except ValueError as err:
+            raise _fail(str(err)) from None
+        with reader:
+            times = reader.times_fs()
+            first = reader[0]
+            print(f"trajectory   {path}")
+            print(f"atoms        {len(first)} ({first.get_chemical_formula()})")
+            print(f"frames       {len(reader)}")
+            if len(times):
+                print(f"time         {times[0] / 1000:.4g} .. {times[-1] / 1000:.4g} ps")
+            print(f"pbc          {reader.pbc.tolist()}")
+            print(f"velocities   {'yes' if first.has('momenta') else 'no'}")
+            for key, value in reader.provenance.items():
+                print(f"{key:<12} {value}")
+        return 0
+    from trajcast_engine.nn.model_io import read_model_file
+
+    try:
+        payload = read_model_file(path)
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    config, meta = payload["config"], payload["metadata"]
+    from ase.data import chemical_symbols
+
+    print(f"model        {path}")
+    print(f"kind         {payload['kind']} (engine {payload['engine_version']})")
+    print(f"species      {[chemical_symbols[z] for z in config['species']]}")
+    keys = ("cutoff", "lmax", "channels", "num_layers", "dtype")
+    print("size         " + ", ".join(f"{k} {config[k]}" for k in keys))
+    n = sum(v.numel() for v in payload["state_dict"].values() if v.is_floating_point())
+    print(f"parameters   {n}")
+    if payload["kind"] == "forecaster":
+        dt = config["md_timestep"] * config["stride"]
+        print(f"stride       {config['stride']} x {config['md_timestep']:g} fs = {dt:g} fs")
+    for key in ("system", "reference", "script"):
+        if key in meta:
+            print(f"{key:<12} {meta[key]}")
+    if "validation" in meta:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in meta["validation"].items())
+        print(f"validation   {shown}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``trajcast`` command."""
     parser = argparse.ArgumentParser(
@@ -223,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="which default --print-config prints")  # fmt: skip
     tr.add_argument("--overwrite", action="store_true", help="replace an existing output")
     tr.set_defaults(handler=_train)
+
+    md = commands.add_parser("models", help="list the shipped models with their model cards")
+    md.set_defaults(handler=_models)
+    inf = commands.add_parser("info", help="describe a model file or a trajectory file")
+    inf.add_argument("file", help="a model file (.pt) or an HDF5 trajectory (.h5)")
+    inf.set_defaults(handler=_info)
 
     nb = commands.add_parser(
         "neighbors",

@@ -48,3 +48,24 @@ def default_system(name: str):
             f"(built-in structures exist for {sorted(systems)})"
         )
     return systems[name]()
+
+
+def model_card(name: str) -> str:
+    """The model card of a shipped model: its ``cards/{name}.md`` text, or a summary of
+    its file's metadata when no card is written."""
+    if name not in SHIPPED:
+        raise ValueError(f"no shipped model {name!r}; shipped: {sorted(SHIPPED)}")
+    card = resources.files(__name__).joinpath("cards", f"{name}.md")
+    if card.is_file():
+        return card.read_text()
+    if not shipped_model_available(name):
+        return f"not built: run {SHIPPED[name][1]}"
+    from trajcast_engine.nn.model_io import read_model_file
+
+    meta = read_model_file(shipped_model_path(name))["metadata"]
+    lines = [f"{key}: {meta[key]}" for key in ("system", "reference", "script") if key in meta]
+    if "validation" in meta:
+        lines.append(
+            "validation: " + ", ".join(f"{k} {v:.4g}" for k, v in meta["validation"].items())
+        )
+    return "\n".join(lines)

@@ -61,7 +61,8 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as err:  # truncated, not a torch file, or holds code objects
         raise ValueError(
             f"{path} is not a readable trajcast-engine model file (corrupted, truncated or "
-            f"not made by torch.save of plain data): {type(err).__name__}: {err}"
+            f"not made by torch.save of plain data): {type(err).__name__}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is a torch file but not a trajcast-engine model")
