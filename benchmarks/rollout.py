@@ -8,7 +8,7 @@ For each size (atoms), in a fresh subprocess (so that peak memory is per size):
 - the same with the neighbour list rebuilt every step (skin 0), to show what the skin
   saves;
 - classic MD: velocity Verlet with the companion potential (``cu-emt-potential``) through
-  its ASE calculator at the reference step (1.5 fs), up to ``--classic-max`` atoms.
+  its ASE calculator at the reference step (1 fs), up to ``--classic-max`` atoms.
 
 The forecaster is the shipped ``cu-emt-forecaster`` when its file exists, otherwise an
 untrained model of the same configuration (timing does not depend on the weights; the
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REFERENCE_STEP_FS = 1.5
+REFERENCE_STEP_FS = 1.0
 
 
 def crystal(n_atoms: int):

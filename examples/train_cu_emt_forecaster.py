@@ -2,15 +2,15 @@
 
 Reference: EMT copper (asap3's compiled EMT when installed, the ``[reference]`` extra;
 ASE's pure-Python EMT otherwise, about 100x slower), 256 atoms (4x4x4 cubic cells,
-a = 3.61 Å), 300-900 K, MD step 1.5 fs. Each temperature: 4.5 ps NVT equilibration, then
+a = 3.61 Å), 300-900 K, MD step 1 fs. Each temperature: 4 ps NVT equilibration, then
 four 12 ps NVE segments separated by 1.5 ps of NVT, frames every 5 steps. The forecaster
-strides 20 reference steps (30 fs). Pairs start every ``--every`` frames, with
+strides 20 reference steps (20 fs). Pairs start every ``--every`` frames, with
 time-reversal augmentation; two whole segments are held out for validation.
 
-    python examples/train_cu_emt_forecaster.py                 # data (about 1 min), training
+    python examples/train_cu_emt_forecaster.py                 # data (about 6 min), training
     python examples/train_cu_emt_forecaster.py --minutes 5     # a shorter training budget
 
-Writes the data under ``runs/cu_emt/`` and the model to
+Writes the data under ``runs/cu_emt_1fs/`` and the model to
 ``trajcast_engine/models/cu_emt_forecaster.pt`` (``--output`` to put it elsewhere).
 """
 
@@ -52,11 +52,11 @@ def generate(data: Path, calculator: str, segment_steps: int) -> list[Path]:
             continue
         settings = ReferenceSettings(
             temperature=temperature,
-            md_timestep=1.5,
-            equilibration_steps=3000,
+            md_timestep=1.0,
+            equilibration_steps=4000,
             segments=4,
             segment_steps=segment_steps,
-            decorrelation_steps=1000,
+            decorrelation_steps=1500,
             write_every=5,
             seed=100 + k,
         )
@@ -70,13 +70,13 @@ def generate(data: Path, calculator: str, segment_steps: int) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "runs" / "cu_emt")
+    parser.add_argument("--data", type=Path, default=ROOT / "runs" / "cu_emt_1fs")
     parser.add_argument(
         "--output", type=Path, default=ROOT / "trajcast_engine" / "models" / "cu_emt_forecaster.pt"
     )
-    parser.add_argument("--minutes", type=float, default=25.0, help="training time budget")
+    parser.add_argument("--minutes", type=float, default=60.0, help="training time budget")
     parser.add_argument("--every", type=int, default=8, help="start a pair every n frames")
-    parser.add_argument("--segment-steps", type=int, default=8000)
+    parser.add_argument("--segment-steps", type=int, default=12000)
     parser.add_argument("--epochs", type=int, default=200)
     args = parser.parse_args()
 
@@ -92,7 +92,7 @@ def main() -> None:
         radial_layers=2,
         both_parities=False,
         dtype="float32",
-        md_timestep=1.5,
+        md_timestep=1.0,
         stride=20,
     )
     settings = ForecastFitSettings(
@@ -100,8 +100,8 @@ def main() -> None:
         batch_size=4,
         learning_rate=5e-3,
         validation_fraction=0.1,
-        lr_patience=3,
-        early_stopping=8,
+        lr_patience=2,
+        early_stopping=6,
         ema_decay=0.99,
         every=args.every,
         time_reversal=True,
@@ -120,7 +120,7 @@ def main() -> None:
     metadata = {
         "name": "cu-emt-forecaster",
         "system": "fcc Cu, 256 atoms, a = 3.61 Å, 300-900 K",
-        "reference": f"{calculator} MD, 1.5 fs step",
+        "reference": f"{calculator} MD, 1 fs step",
         "script": "examples/train_cu_emt_forecaster.py",
     }
     result = fit_forecaster(sources, config, settings, args.output, log, metadata)

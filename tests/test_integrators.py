@@ -358,3 +358,19 @@ def test_bad_input_is_refused_with_a_message():
         ForecastCSVR(copper(), small_forecaster(), 0.0)
     with pytest.raises(ValueError, match="3 seeds given for 1 systems"):
         ForecastRollout(small_forecaster(), from_atoms(copper()), seed=[1, 2, 3])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_rollout_matches_cpu():
+    model = small_forecaster()
+    images = [copper(seed=k) for k in range(3)]
+    runs = {}
+    for device in ("cpu", "cuda"):
+        m = small_forecaster().to(device)
+        m.load_state_dict(model.state_dict())
+        rollout = ForecastRollout(
+            m, from_atoms(images), thermostat=CSVR(300.0, 200.0), seed=[1, 2, 3]
+        )
+        rollout.run(5)
+        runs[device] = rollout.graph.positions.cpu()
+    assert torch.allclose(runs["cpu"], runs["cuda"], atol=1e-8)
