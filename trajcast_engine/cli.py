@@ -156,6 +156,34 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trajcast_engine.analyze import analyze
+
+    for name in (args.trajectory, args.reference):
+        if name is not None and not Path(name).is_file():
+            raise _fail(f"trajectory not found: {name}")
+    try:
+        summary = analyze(args.trajectory, args.reference, args.output, args.skip)
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    for plot in summary["plots"]:
+        print(f"plot     {plot}")
+    print(f"summary  {summary['summary']}")
+    if "temperature" in summary:
+        t = summary["temperature"]["trajectory"]
+        print(
+            f"T        {t['mean']:.1f} ± {t['std']:.1f} K (canonical σ {t['canonical_std']:.1f} K)"
+        )
+    comparison = summary.get("comparison")
+    if comparison:
+        print(f"RDF ∫|Δg| {comparison['rdf_integrated_abs_difference']:.4f} Å")
+        if "vdos_overlap" in comparison:
+            print(f"VDOS overlap {comparison['vdos_overlap']:.3f}")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from trajcast_engine.models import SHIPPED, model_card, shipped_model_available
 
@@ -288,6 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="which default --print-config prints")  # fmt: skip
     tr.add_argument("--overwrite", action="store_true", help="replace an existing output")
     tr.set_defaults(handler=_train)
+
+    an = commands.add_parser(
+        "analyze",
+        help="RDF, VDOS, MSD and temperature of a trajectory, as PNG plots and JSON",
+        description="Analyse an HDF5 trajectory; with --reference, overlay and compare.",
+    )
+    an.add_argument("trajectory", help="HDF5 trajectory written by trajcast")
+    an.add_argument("--reference", help="a reference trajectory to compare with")
+    an.add_argument("--output", help="folder for plots and summary (default: next to it)")
+    an.add_argument("--skip", type=int, default=0, help="frames to drop at the start")
+    an.set_defaults(handler=_analyze)
 
     md = commands.add_parser("models", help="list the shipped models with their model cards")
     md.set_defaults(handler=_models)

@@ -3,7 +3,8 @@
 A run is an NVT equilibration (Langevin at the target temperature, with the centre of
 mass fixed through ASE's ``FixCom`` constraint and ``fixcm=False``, the combination that
 samples NVT correctly in ASE 3.29) followed by ``segments`` production segments in NVE
-(velocity Verlet), each written through the HDF5 writer with positions, velocities and
+(velocity Verlet; or, for validation references, under the Bussi CSVR thermostat), each
+written through the HDF5 writer with positions, velocities and
 energies in full precision. Between segments a short NVT stretch decorrelates the
 segments (TrajCast's protocol: NVT equilibration, then NVE segments; Thiemann et al.,
 arXiv 2503.23794, §4). Everything is seeded: the initial Maxwell-Boltzmann velocities and
@@ -46,6 +47,8 @@ class ReferenceSettings:
     decorrelation_steps: int = 500
     write_every: int = 1
     friction: float = 0.01  # 1/fs, Langevin during equilibration
+    production: str = "nve"  # or "csvr": Bussi thermostat in the segments (validation runs)
+    tau: float = 100.0  # fs, CSVR time of "csvr" production
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -56,6 +59,8 @@ class ReferenceSettings:
         for name in ("equilibration_steps", "segments", "segment_steps", "decorrelation_steps"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.production not in ("nve", "csvr"):
+            raise ValueError(f"production must be 'nve' or 'csvr', got {self.production!r}")
         if int(self.write_every) < 1 or int(self.segment_steps) < 1:
             raise ValueError("write_every and segment_steps must be >= 1")
 
@@ -145,7 +150,13 @@ def run_reference_md(
         if k:
             thermalise(int(settings.decorrelation_steps), f"decorrelation {k}")
         path = output.with_name(f"{output.stem}_seg{k}.h5")
-        dyn = VelocityVerlet(atoms, dt)
+        if settings.production == "csvr":
+            from ase.md.bussi import Bussi
+
+            dyn = Bussi(atoms, dt, settings.temperature, settings.tau * units.fs,
+                        rng=np.random.default_rng(rng.integers(2**63)))  # fmt: skip
+        else:
+            dyn = VelocityVerlet(atoms, dt)
         with TrajectoryWriter(
             path,
             atoms,

@@ -1,0 +1,111 @@
+"""``trajcast analyze``: observables of a trajectory as PNG plots and a JSON summary.
+
+For one trajectory: RDF, VDOS (when velocities are stored), MSD with the diffusion
+coefficient, and temperature (and potential energy, when stored) over time. With a
+reference trajectory, every plot overlays both and the summary adds the comparison
+metrics of :func:`trajcast_engine.analysis.compare`. Plots use matplotlib's Agg backend:
+no display is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trajcast_engine import analysis
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def analyze(
+    path: str | os.PathLike,
+    reference: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
+    skip: int = 0,
+) -> dict[str, Any]:
+    """Write ``rdf.png``, ``vdos.png``, ``msd.png``, ``temperature.png`` and
+    ``summary.json`` into ``output_dir`` (default: ``{trajectory stem}_analysis``);
+    ``skip`` drops the first frames (equilibration). Returns the summary."""
+    path = Path(path)
+    out = Path(output_dir) if output_dir is not None else path.with_name(f"{path.stem}_analysis")
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {"trajectory": analysis.load(path, start=skip)}
+    if reference is not None:
+        runs["reference"] = analysis.load(reference, start=skip)
+    plt = _figure()
+    n_atoms = runs["trajectory"].positions.shape[1]
+    n_dof = 3 * n_atoms - 3
+    summary: dict[str, Any] = {"trajectory": str(path), "atoms": n_atoms, "frames": {}}
+    plots = []
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, data in runs.items():
+        r, g = analysis.rdf(data)
+        ax.plot(r, g, label=name)
+        summary["frames"][name] = int(data.positions.shape[0])
+        summary.setdefault("rdf_first_peak", {})[name] = float(r[np.argmax(g)])
+    ax.set(xlabel="r (Å)", ylabel="g(r)", title="Radial distribution function")
+    ax.legend()
+    plots.append(_save(fig, out / "rdf.png"))
+
+    if all(d.velocities is not None for d in runs.values()):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, data in runs.items():
+            nu, d = analysis.vdos(data)
+            ax.plot(nu, d, label=name)
+            summary.setdefault("mean_vdos_frequency_thz", {})[name] = float(
+                np.sum(nu * d) / np.sum(d)
+            )
+        cumulative = np.cumsum(d) / np.sum(d)
+        top = nu[min(len(nu) - 1, int(np.searchsorted(cumulative, 0.999)))]
+        ax.set_xlim(0, 1.3 * top)
+        ax.set(xlabel="frequency (THz)", ylabel="VDOS (1/THz)", title="Vibrational DOS")
+        ax.legend()
+        plots.append(_save(fig, out / "vdos.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, data in runs.items():
+        t, values = analysis.msd(data)
+        ax.plot(t / 1000.0, values, label=name)
+        summary.setdefault("diffusion_1e-9_m2_per_s", {})[name] = analysis.diffusion_coefficient(
+            data
+        )
+    ax.set(xlabel="t (ps)", ylabel="MSD (Å²)", title="Mean squared displacement")
+    ax.legend()
+    plots.append(_save(fig, out / "msd.png"))
+
+    if all(d.temperatures is not None for d in runs.values()):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, data in runs.items():
+            ax.plot(data.times / 1000.0, data.temperatures, label=name, lw=0.8)
+            summary.setdefault("temperature", {})[name] = analysis.temperature_summary(data, n_dof)
+        ax.set(xlabel="t (ps)", ylabel="T (K)", title="Temperature")
+        ax.legend()
+        plots.append(_save(fig, out / "temperature.png"))
+
+    if reference is not None:
+        summary["comparison"] = analysis.compare(runs["trajectory"], runs["reference"], n_dof)
+    summary["plots"] = [str(p) for p in plots]
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary["summary"] = str(out / "summary.json")
+    return summary
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
