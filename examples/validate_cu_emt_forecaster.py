@@ -3,9 +3,10 @@
 For each temperature: reference EMT MD (fresh seeds, never used in training; NVT
 equilibration then CSVR with τ = 200 fs at a 1 fs step, frames every 20 fs) against a
 forecaster rollout under CSVR (τ = 10 strides) from the perfect crystal. Compared: RDF
-(integrated absolute difference and first peak), VDOS overlap, mean temperature and its fluctuation. The speed-up is
-simulated ps per wall second of the forecaster against classic MD with the companion
-potential (``cu-emt-potential``) at the reference 1 fs step, same process.
+(integrated absolute difference and first peak), VDOS overlap, mean temperature and its
+fluctuation. The speed-up is simulated ps per wall second of the forecaster against
+classic MD with the companion potential (``cu-emt-potential``) at the reference 1 fs step,
+same process.
 
     python examples/validate_cu_emt_forecaster.py --steps 1000      # 20 ps per temperature
     python examples/validate_cu_emt_forecaster.py --steps 100 --temperatures 300  # quick
