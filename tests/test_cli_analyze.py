@@ -1,0 +1,50 @@
+"""``trajcast analyze`` as a subprocess: plots with content and a JSON summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    settings = ReferenceSettings(
+        temperature=500.0, md_timestep=2.0, equilibration_steps=50, segments=2,
+        segment_steps=200, decorrelation_steps=20,
+    )  # fmt: skip
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    return run_reference_md(atoms, "emt", settings, out / "cu.h5")
+
+
+def test_analyze_writes_plots_and_summary(runs, tmp_path):
+    command = [sys.executable, "-m", "trajcast_engine.cli", "analyze", str(runs[0]),
+               "--reference", str(runs[1]), "--output", str(tmp_path / "an")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    import matplotlib.image
+
+    for name in ("rdf", "vdos", "msd", "temperature"):
+        image = matplotlib.image.imread(tmp_path / "an" / f"{name}.png")
+        assert image.shape[0] > 300 and image[..., :3].std() > 0.05  # drawn, not blank
+    summary = json.loads((tmp_path / "an" / "summary.json").read_text())
+    assert summary["atoms"] == 32 and summary["frames"]["trajectory"] == 201
+    assert summary["rdf_first_peak"]["trajectory"] == pytest.approx(2.55, abs=0.1)
+    assert 0.5 < summary["comparison"]["vdos_overlap"] <= 1.0
+    t = summary["temperature"]["reference"]
+    assert 300 < t["mean"] < 700 and np.isfinite(t["canonical_std"])
+    assert "VDOS overlap" in result.stdout
+
+
+def test_analyze_bad_input(tmp_path):
+    command = [sys.executable, "-m", "trajcast_engine.cli", "analyze", str(tmp_path / "x.h5")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip() == f"trajcast: error: trajectory not found: {tmp_path / 'x.h5'}"
