@@ -152,3 +152,13 @@ def test_default_simulate_runs_the_shipped_model(tmp_path):
     assert result.returncode == 0, result.stderr
     traj = mdtraj.load(str(tmp_path / "trajectory.h5"))
     assert traj.n_atoms == 256 and traj.n_frames == 21
+
+
+def test_engine_mlip_runs_classic_md_with_the_companion_potential(model_file, tmp_path):
+    result = run(model_file, tmp_path, "--engine", "mlip", "--steps", "6", "--write-every", "3",
+                 "--potential", "cu-emt-potential")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    traj = mdtraj.load(str(tmp_path / "trajectory.h5"))
+    assert traj.n_frames == 3
+    assert np.allclose(traj.time, [0.0, 0.006, 0.012])  # 3 steps of the 2 fs reference step
+    assert "Epot[eV]" in (tmp_path / "trajectory.log").read_text()

@@ -95,6 +95,8 @@ def _simulate(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             resume=args.resume,
             energy_rescale=args.energy_rescale,
+            engine=args.engine,
+            potential=args.potential,
             progress=not args.quiet,
         )
     except (ValueError, FileNotFoundError, FileExistsError) as err:
@@ -302,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="POTENTIAL",
         help="keep the total energy constant with this potential (NVE only)",
     )
+    sim.add_argument(
+        "--engine",
+        choices=("forecaster", "mlip"),
+        default="forecaster",
+        help="mlip: classic MD with the companion potential, for comparison",
+    )
+    sim.add_argument("--potential", help="companion potential for --engine mlip")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(handler=_simulate)
 

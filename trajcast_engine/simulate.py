@@ -104,10 +104,16 @@ def simulate(
     overwrite: bool = False,
     resume: bool = False,
     energy_rescale: str | os.PathLike | None = None,
+    engine: str = "forecaster",
+    potential: str | os.PathLike | None = None,
     progress: bool = True,
     on_step: Callable[[Any], None] | None = None,
 ) -> SimulationReport:
-    """Run a forecaster simulation (see the module docstring); returns a report."""
+    """Run a forecaster simulation (see the module docstring); returns a report.
+
+    ``engine="mlip"`` runs classic MD instead, with the companion ``potential`` (default:
+    the one named in the forecaster's metadata, else ``cu-emt-potential``) at the
+    forecaster's reference MD step, for comparison; ``steps`` then counts MD steps."""
     from integrators import ForecastCSVR, ForecastLangevin, ForecastLogger, ForecastNVE
     from integrators.rollout import load_forecaster
     from trajcast_engine.data.reference_md import thermalize
@@ -126,9 +132,11 @@ def simulate(
         raise ValueError(f"thermostat must be none, csvr or langevin, got {thermostat!r}")
     if int(write_every) < 1:
         raise ValueError(f"write-every must be >= 1, got {write_every}")
+    if engine not in ("forecaster", "mlip"):
+        raise ValueError(f"engine must be forecaster or mlip, got {engine!r}")
     target = parse_temperature(temperature)
     forecaster = load_forecaster(model, device, dtype)
-    dt_fs = forecaster.timestep
+    dt_fs = forecaster.timestep if engine == "forecaster" else forecaster.config.md_timestep
     if steps is None:
         time_ps = 10.0 if time_ps is None else float(time_ps)
         if not time_ps > 0:
@@ -159,13 +167,19 @@ def simulate(
 
         Stationary(atoms)
 
-    common = dict(seed=seed, device=device, energy_rescale=energy_rescale)
-    if thermostat == "none":
-        dyn = ForecastNVE(atoms, forecaster, **common)
+    if engine == "mlip":
+        companion = potential or forecaster.metadata.get("companion", "cu-emt-potential")
+        dyn = _classic_dynamics(atoms, companion, dt_fs, thermostat, target, tau, seed, device)
+    elif thermostat == "none":
+        dyn = ForecastNVE(atoms, forecaster, seed=seed, device=device,
+                          energy_rescale=energy_rescale)  # fmt: skip
     else:
         cls = ForecastCSVR if thermostat == "csvr" else ForecastLangevin
-        dyn = cls(atoms, forecaster, target, tau=tau, **common)
-    if rng_states:
+        dyn = cls(atoms, forecaster, target, tau=tau, seed=seed, device=device,
+                  energy_rescale=energy_rescale)  # fmt: skip
+        if dyn.rollout.thermostat.schedule.open_ramp:  # a ramp spans the whole run
+            dyn.rollout.thermostat.schedule.close_ramp(0.0, steps * dt_fs)
+    if rng_states and engine == "forecaster":
         import json
 
         dyn.rollout.set_rng_state(json.loads(rng_states))
@@ -176,7 +190,7 @@ def simulate(
         "thermostat": thermostat,
         "temperature": temperature if isinstance(temperature, str) else target,
         "seed": seed,
-        "engine": "forecaster",
+        "engine": engine,
     }
     writer = TrajectoryWriter(
         output,
@@ -187,12 +201,17 @@ def simulate(
         provenance=provenance,
     )
     log_path = output.with_suffix(".log")
-    logger = ForecastLogger(dyn, str(log_path), mode="a" if resume else "w")
+    if engine == "mlip":
+        from ase.md import MDLogger
 
-    def remember_rng() -> None:
-        writer.set_rng_state(dyn.rollout.rng_state())
+        logger = MDLogger(dyn, atoms, str(log_path), mode="a" if resume else "w")
+    else:
+        logger = ForecastLogger(dyn, str(log_path), mode="a" if resume else "w")
 
-    dyn.attach(remember_rng, interval=int(write_every))
+        def remember_rng() -> None:
+            writer.set_rng_state(dyn.rollout.rng_state())
+
+        dyn.attach(remember_rng, interval=int(write_every))
     dyn.attach(writer, interval=int(write_every))
     dyn.attach(logger, interval=int(write_every))
 
@@ -216,7 +235,7 @@ def simulate(
             if dyn.nsteps == first:  # irun yields once before the first step
                 continue
             done += 1
-            t = dyn.get_temperature()
+            t = atoms.get_temperature() if engine == "mlip" else dyn.get_temperature()
             temperatures.append(t)
             if on_step is not None:
                 on_step(dyn)
@@ -225,7 +244,7 @@ def simulate(
                 ns_day = done * dt_fs * 1e-6 / elapsed * 86400.0
                 bar.update(1)
                 bar.set_postfix_str(
-                    f"t={dyn.rollout.time_fs / 1000:.2f} ps  {ns_day:.1f} ns/day  T={t:.0f} K"
+                    f"t={done * dt_fs / 1000:.2f} ps  {ns_day:.1f} ns/day  T={t:.0f} K"
                 )
             if stop["requested"]:
                 break
@@ -245,3 +264,33 @@ def simulate(
         interrupted=stop["requested"] and done < steps,
         mean_temperature=float(np.mean(temperatures)) if temperatures else float("nan"),
     )
+
+
+def _classic_dynamics(atoms, potential, dt_fs, thermostat, target, tau, seed, device):
+    """ASE MD with the potential's calculator at ``dt_fs``: velocity Verlet, Bussi (CSVR)
+    or Langevin (with ``FixCom``, the combination that samples NVT in ASE 3.29)."""
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    from trajcast_engine.calculator import TrajcastCalculator
+    from trajcast_engine.models import SHIPPED, shipped_model_path
+
+    if str(potential) in SHIPPED:
+        potential = shipped_model_path(str(potential))
+    atoms.calc = TrajcastCalculator(potential, device=device)
+    if isinstance(target, tuple):
+        raise ValueError("temperature ramps are for the forecaster engine only")
+    tau_fs = 100.0 * dt_fs if tau is None else float(tau)
+    rng = np.random.default_rng(seed)
+    if thermostat == "none":
+        return VelocityVerlet(atoms, dt_fs * units.fs)
+    if thermostat == "csvr":
+        from ase.md.bussi import Bussi
+
+        return Bussi(atoms, dt_fs * units.fs, target, tau_fs * units.fs, rng=rng)
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+
+    atoms.set_constraint(FixCom())
+    return Langevin(atoms, dt_fs * units.fs, temperature_K=target,
+                    friction=1.0 / (tau_fs * units.fs), fixcm=False, rng=rng)  # fmt: skip
