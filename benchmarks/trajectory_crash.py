@@ -38,7 +38,6 @@ for k in range(1_000_000):
 
 def one_kill(path: Path, delay: float) -> str:
     import mdtraj as md
-    from ase.build import bulk
 
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
@@ -51,11 +50,20 @@ def one_kill(path: Path, delay: float) -> str:
         traj = md.load(path)
     except Exception:
         return "unreadable"
+    if intact(traj):
+        return "intact"
+    from trajcast_engine.trajectory.repair import repair_trajectory
+
+    repair_trajectory(path)  # what `trajcast repair` does
+    return "torn, repaired" if intact(md.load(path)) else "torn, not detected"
+
+
+def intact(traj) -> bool:
+    from ase.build import bulk
+
     base = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(6).positions
     expected = (base[None] + 1e-3 * np.arange(traj.n_frames)[:, None, None]) / 10
-    if traj.n_frames % 7 or not np.allclose(traj.xyz, expected, atol=2e-6):
-        return "torn"
-    return "intact"
+    return traj.n_frames % 7 == 0 and np.allclose(traj.xyz, expected, atol=2e-6)
 
 
 def main() -> None:
@@ -64,7 +72,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    counts = {"intact": 0, "torn": 0, "unreadable": 0}
+    counts = {"intact": 0, "torn, repaired": 0, "torn, not detected": 0, "unreadable": 0}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.kills):
             counts[one_kill(Path(tmp) / f"k{k}.h5", float(rng.uniform(0.05, 0.6)))] += 1

@@ -186,6 +186,22 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _repair(args: argparse.Namespace) -> int:
+    from trajcast_engine.trajectory.repair import repair_trajectory
+
+    try:
+        kept, dropped = repair_trajectory(args.trajectory, dry_run=args.dry_run)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(str(err)) from None
+    if dropped == 0:
+        print(f"{args.trajectory}: all {kept} frames are complete; nothing to repair")
+    elif args.dry_run:
+        print(f"{args.trajectory}: {dropped} torn frames after frame {kept} (not changed)")
+    else:
+        print(f"{args.trajectory}: cut {dropped} torn frames; {kept} complete frames kept")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from trajcast_engine.models import SHIPPED, model_card, shipped_model_available
 
@@ -336,6 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--output", help="folder for plots and summary (default: next to it)")
     an.add_argument("--skip", type=int, default=0, help="frames to drop at the start")
     an.set_defaults(handler=_analyze)
+
+    rp = commands.add_parser(
+        "repair",
+        help="cut the torn tail a crash during a flush can leave in a trajectory",
+        description="Keep the frames up to the last complete flush of an HDF5 trajectory.",
+    )
+    rp.add_argument("trajectory", help="HDF5 trajectory written by trajcast")
+    rp.add_argument("--dry-run", action="store_true", help="report only, change nothing")
+    rp.set_defaults(handler=_repair)
 
     md = commands.add_parser("models", help="list the shipped models with their model cards")
     md.set_defaults(handler=_models)

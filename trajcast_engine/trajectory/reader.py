@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,15 @@ class TrajectoryReader:
             self.masses = atomic_masses[self.numbers]
             self.pbc = np.full(3, "cell_lengths" in f)
         # a crash can only lose whole flushes, but be defensive: count complete frames
-        lengths = [ds.shape[0] for ds in self._frame_datasets()]
-        self.n_frames = int(min(lengths)) if lengths else 0
+        from trajcast_engine.trajectory.repair import consistent_frames
+
+        self.n_frames, stored = consistent_frames(f)
+        if self.n_frames < stored:
+            warnings.warn(
+                f"{self.path}: the last {stored - self.n_frames} frames are torn (a crash "
+                f"during a flush) and are skipped; `trajcast repair {self.path}` cuts them",
+                stacklevel=2,
+            )
 
     def _frame_datasets(self) -> list[h5py.Dataset]:
         f, ex = self._file, self._extras

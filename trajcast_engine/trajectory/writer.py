@@ -30,9 +30,12 @@ a process killed between flushes (nearly all of a simulation's time) leaves the 
 exactly as of its last completed flush. HDF5's own metadata flush is not atomic: a kill
 landing inside ``H5Fflush`` can leave the last block torn (an extent written before the
 chunk index, read back as zeros); ``benchmarks/trajectory_crash.py`` measures how often
-in a flush-dominated worst case. SWMR mode, whose ordered flushes would close that
-window, is not used: after a crash it leaves a status flag that stops PyTables, hence
-mdtraj, from opening the file (with or without file locking).
+in a flush-dominated worst case. Such a tail is detected (each flush's float64 restart
+snapshot must match its own float32 frame): the reader skips it with a warning, an
+append refuses the file, and ``trajcast repair`` cuts it (:mod:`.repair`). SWMR mode,
+whose ordered flushes would close that window, is not used: after a crash it leaves a
+status flag that stops PyTables, hence mdtraj, from opening the file (with or without
+file locking).
 """
 
 from __future__ import annotations
@@ -81,15 +84,18 @@ _EXTRA_SCALARS = {
 _BLOCK_BYTES = 256 * 2**20
 
 
-def check_trajectory_file(path: str | os.PathLike) -> None:
-    """Raise ``ValueError`` unless ``path`` is an existing trajectory in this format."""
+def check_trajectory_file(path: str | os.PathLike, header_only: bool = False) -> None:
+    """Raise ``ValueError`` unless ``path`` is an existing trajectory in this format;
+    ``header_only=True`` also accepts a trajcast file killed before its first flush."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"trajectory file not found: {path}")
     if not h5py.is_hdf5(path):
         raise ValueError(f"{path} is not an HDF5 file")
     with h5py.File(path, "r") as f:
-        if f.attrs.get("conventions") not in ("Pande", b"Pande") or "coordinates" not in f:
+        empty = header_only and EXTRAS in f and "species" in f[EXTRAS]
+        has_frames = "coordinates" in f or empty
+        if f.attrs.get("conventions") not in ("Pande", b"Pande") or not has_frames:
             raise ValueError(
                 f"{path} is HDF5 but not an mdtraj-format trajectory (no 'Pande' "
                 "conventions attribute or no /coordinates)"
@@ -162,7 +168,8 @@ class TrajectoryWriter:
         if mode == "a":
             self._check_resumable(topology)
             self._file = h5py.File(self.path, "a")
-            self.n_frames = int(self._file["coordinates"].shape[0])
+            coordinates = self._file.get("coordinates")
+            self.n_frames = 0 if coordinates is None else int(coordinates.shape[0])
             if self.n_frames:
                 extras = self._file[EXTRAS]
                 stored = set(extras) | ({"velocities"} if "velocities" in self._file else set())
@@ -201,9 +208,21 @@ class TrajectoryWriter:
         f.flush()
 
     def _check_resumable(self, topology: dict) -> None:
-        check_trajectory_file(self.path)
+        from trajcast_engine.trajectory.repair import consistent_frames
+
+        check_trajectory_file(self.path, header_only=True)
         with h5py.File(self.path, "r") as f:
-            n_file = int(f["coordinates"].shape[1])
+            if "coordinates" in f:
+                good, _ = consistent_frames(f)
+                longest = max(ds.shape[0] for ds in (f["coordinates"], f[EXTRAS]["time"]))
+                if good < longest:
+                    raise ValueError(
+                        f"cannot append to {self.path}: its last {longest - good} frames "
+                        "are torn (a crash during a flush); run `trajcast repair "
+                        f"{self.path}` to cut them, then resume"
+                    )
+            shape = f["coordinates"].shape if "coordinates" in f else (0, len(f[EXTRAS]["species"]))
+            n_file = int(shape[1])
             if n_file != len(self.atoms):
                 raise ValueError(
                     f"cannot append {len(self.atoms)} atoms to {self.path}, which holds "
