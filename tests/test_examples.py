@@ -1,0 +1,38 @@
+"""The examples a user copies run (fast settings), so that they cannot rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trajcast_engine.models import shipped_model_available
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *args: str, cwd) -> str:
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
+                            cwd=cwd, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_potential_with_ase_langevin(tmp_path):
+    assert "stress (eV/Å³)" in run("potential_langevin.py", "--fast", cwd=tmp_path)
+
+
+@pytest.mark.skipif(not shipped_model_available("cu-emt-forecaster"), reason="no shipped model")
+def test_forecaster_in_ase_and_mdtraj_analysis(tmp_path):
+    out = run("forecaster_in_ase.py", "--fast", cwd=tmp_path)
+    assert "forecaster_in_ase.h5: 3 frames" in out
+    out = run("analyse_with_mdtraj.py", "forecaster_in_ase.h5", cwd=tmp_path)
+    assert "RDF first peak at" in out and "mean T =" in out
+
+
+def test_train_own_forecaster(tmp_path):
+    out = run("train_own_forecaster.py", "--fast", cwd=tmp_path)
+    assert "relative velocity error" in out
+    assert (tmp_path / "my_forecaster" / "forecaster.pt").is_file()
