@@ -162,3 +162,20 @@ def test_engine_mlip_runs_classic_md_with_the_companion_potential(model_file, tm
     assert traj.n_frames == 3
     assert np.allclose(traj.time, [0.0, 0.006, 0.012])  # 3 steps of the 2 fs reference step
     assert "Epot[eV]" in (tmp_path / "trajectory.log").read_text()
+
+
+def test_replicas_run_batched_at_their_own_temperatures(model_file, tmp_path):
+    result = run(model_file, tmp_path, "--replicas", "3", "--temperature", "200,400,800",
+                 "--steps", "30", "--write-every", "10", "--tau", "40")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    means = []
+    for k in range(3):
+        traj = mdtraj.load(str(tmp_path / f"trajectory_r{k}.h5"))
+        assert traj.n_frames == 4
+        with h5py.File(tmp_path / f"trajectory_r{k}.h5") as f:
+            means.append(f["temperature"][1:].mean())
+    assert means[0] < means[1] < means[2]
+    log = np.loadtxt(tmp_path / "trajectory.log")
+    assert log.shape == (4, 5)
+    bad = run(model_file, tmp_path, "--replicas", "2", "--temperature", "200,400,800")
+    assert bad.returncode != 0 and "3 temperatures given for 2 replicas" in bad.stderr

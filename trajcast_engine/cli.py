@@ -97,6 +97,7 @@ def _simulate(args: argparse.Namespace) -> int:
             energy_rescale=args.energy_rescale,
             engine=args.engine,
             potential=args.potential,
+            replicas=args.replicas,
             progress=not args.quiet,
         )
     except (ValueError, FileNotFoundError, FileExistsError) as err:
@@ -327,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="mlip: classic MD with the companion potential, for comparison",
     )
     sim.add_argument("--potential", help="companion potential for --engine mlip")
+    sim.add_argument("--replicas", type=int, default=1,
+                     help="batched copies (one forward pass); --temperature may list one "
+                          "value per replica, e.g. 300,600,900")  # fmt: skip
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(handler=_simulate)
 

@@ -106,6 +106,7 @@ def simulate(
     energy_rescale: str | os.PathLike | None = None,
     engine: str = "forecaster",
     potential: str | os.PathLike | None = None,
+    replicas: int = 1,
     progress: bool = True,
     on_step: Callable[[Any], None] | None = None,
 ) -> SimulationReport:
@@ -113,7 +114,18 @@ def simulate(
 
     ``engine="mlip"`` runs classic MD instead, with the companion ``potential`` (default:
     the one named in the forecaster's metadata, else ``cu-emt-potential``) at the
-    forecaster's reference MD step, for comparison; ``steps`` then counts MD steps."""
+    forecaster's reference MD step, for comparison; ``steps`` then counts MD steps.
+    ``replicas > 1`` advances that many copies of the structure in one batched forward
+    pass (each with its own velocities and seed ``seed + k``; ``temperature`` may list one
+    value per replica, comma-separated), writing ``{output stem}_r{k}.h5``."""
+    if int(replicas) > 1:
+        return _simulate_replicas(
+            model, structure, supercell, temperature, thermostat, tau, steps, time_ps,
+            write_every, device, dtype, seed, Path(output), overwrite, resume, engine,
+            int(replicas), progress,
+        )  # fmt: skip
+    if int(replicas) < 1:
+        raise ValueError(f"replicas must be >= 1, got {replicas}")
     from integrators import ForecastCSVR, ForecastLangevin, ForecastLogger, ForecastNVE
     from integrators.rollout import load_forecaster
     from trajcast_engine.data.reference_md import thermalize
@@ -294,3 +306,117 @@ def _classic_dynamics(atoms, potential, dt_fs, thermostat, target, tau, seed, de
     atoms.set_constraint(FixCom())
     return Langevin(atoms, dt_fs * units.fs, temperature_K=target,
                     friction=1.0 / (tau_fs * units.fs), fixcm=False, rng=rng)  # fmt: skip
+
+
+def _count_steps(steps: int | None, time_ps: float | None, dt_fs: float) -> int:
+    if steps is None:
+        time_ps = 10.0 if time_ps is None else float(time_ps)
+        if not time_ps > 0:
+            raise ValueError(f"time must be > 0 ps, got {time_ps}")
+        steps = max(1, int(round(time_ps * 1000.0 / dt_fs)))
+    if int(steps) < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    return int(steps)
+
+
+def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau, steps,
+                       time_ps, write_every, device, dtype, seed, output, overwrite, resume,
+                       engine, replicas, progress) -> SimulationReport:  # fmt: skip
+    """Batched replicas through :class:`integrators.ForecastRollout` (see ``simulate``)."""
+    from ase.md.velocitydistribution import Stationary
+
+    from integrators import CSVR, ForecastRollout, Langevin
+    from integrators.rollout import load_forecaster
+    from trajcast_engine.data.reference_md import thermalize
+    from trajcast_engine.graph import from_atoms
+    from trajcast_engine.trajectory import TrajectoryWriter
+
+    if resume or engine != "forecaster":
+        raise ValueError("replicas run with the forecaster engine and cannot be resumed")
+    text = str(temperature)
+    targets = [parse_temperature(t) for t in text.split(",")] if "," in text else None
+    if targets is not None and len(targets) != replicas:
+        raise ValueError(f"{len(targets)} temperatures given for {replicas} replicas")
+    if targets is None:
+        targets = [parse_temperature(temperature)] * replicas
+    if any(isinstance(t, tuple) for t in targets):
+        raise ValueError("temperature ramps are not available with replicas")
+    paths = [output.with_name(f"{output.stem}_r{k}{output.suffix}") for k in range(replicas)]
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"output directory does not exist: {output.parent}")
+    for path in paths:
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists: pass --overwrite to replace it")
+    forecaster = load_forecaster(model, device, dtype)
+    dt_fs = forecaster.timestep
+    steps = _count_steps(steps, time_ps, dt_fs)
+    base = load_structure(structure, str(model) if isinstance(model, str) else "", supercell)
+    images = []
+    for k in range(replicas):
+        atoms = base.copy()
+        thermalize(atoms, targets[k], np.random.default_rng(seed + k))
+        Stationary(atoms)
+        images.append(atoms)
+    tau_fs = 10.0 * dt_fs if tau is None else float(tau)
+    bath = {"csvr": CSVR, "langevin": Langevin}.get(thermostat)
+    if bath is None and thermostat != "none":
+        raise ValueError(f"thermostat must be none, csvr or langevin, got {thermostat!r}")
+    rollout = ForecastRollout(
+        forecaster, from_atoms(images), thermostat=bath(targets, tau_fs) if bath else None,
+        seed=[seed + k for k in range(replicas)],
+    )  # fmt: skip
+    writers = [
+        TrajectoryWriter(p, a, overwrite=overwrite) for p, a in zip(paths, images, strict=True)
+    ]
+    log_path = output.with_suffix(".log")
+    n = len(base)
+
+    def write_all() -> None:
+        positions = rollout.graph.positions.detach().cpu().double().numpy()
+        velocities = rollout.graph.velocities.detach().cpu().double().numpy()
+        temps, kinetic = rollout.temperatures(), rollout.kinetic_energy()
+        for k, writer in enumerate(writers):
+            rows = slice(k * n, (k + 1) * n)
+            writer.write(positions[rows], velocities=velocities[rows], time_fs=rollout.time_fs,
+                         step=rollout.step_count, cell=images[k].cell.array,
+                         temperature=float(temps[k]), kinetic_energy=float(kinetic[k]))  # fmt: skip
+        log.write(f"{rollout.time_fs / 1000:12.4f} {rollout.step_count:8d} "
+                  + " ".join(f"{t:10.2f}" for t in temps) + "\n")  # fmt: skip
+
+    stop = {"requested": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(requested=True))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, unit="step", dynamic_ncols=True, desc=f"{replicas} replicas")
+    mean_t = []
+    start = time.monotonic()
+    done = 0
+    with open(log_path, "w") as log:
+        log.write("# time[ps] step " + " ".join(f"T_r{k}[K]" for k in range(replicas)) + "\n")
+        try:
+            write_all()
+            for done in range(1, steps + 1):
+                rollout.step()
+                if done % int(write_every) == 0:
+                    write_all()
+                mean_t.append(float(np.mean(rollout.temperatures())))
+                if bar is not None:
+                    elapsed = max(time.monotonic() - start, 1e-9)
+                    bar.update(1)
+                    rate = done * dt_fs * 1e-6 / elapsed * 86400
+                    bar.set_postfix_str(f"t={rollout.time_fs / 1000:.2f} ps  {rate:.1f} ns/day")
+                if stop["requested"]:
+                    break
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if bar is not None:
+                bar.close()
+            for writer in writers:
+                writer.close()
+    return SimulationReport(
+        output=paths[0], log=log_path, steps=done, simulated_ps=done * dt_fs / 1000.0,
+        wall_seconds=time.monotonic() - start, interrupted=stop["requested"] and done < steps,
+        mean_temperature=float(np.mean(mean_t)) if mean_t else float("nan"),
+    )  # fmt: skip
