@@ -179,3 +179,15 @@ def test_replicas_run_batched_at_their_own_temperatures(model_file, tmp_path):
     assert log.shape == (4, 5)
     bad = run(model_file, tmp_path, "--replicas", "2", "--temperature", "200,400,800")
     assert bad.returncode != 0 and "3 temperatures given for 2 replicas" in bad.stderr
+
+
+def test_yaml_config_fills_options_and_the_command_line_wins(model_file, tmp_path):
+    (tmp_path / "run.yaml").write_text("steps: 3\nwrite-every: 3\ntemperature: 250\nseed: 4\n")
+    result = run(model_file, tmp_path, "--config", "run.yaml", "--steps", "6")
+    assert result.returncode == 0, result.stderr
+    traj = mdtraj.load(str(tmp_path / "trajectory.h5"))
+    assert traj.n_frames == 3  # steps 0, 3, 6: write-every from the file, steps from the CLI
+    assert "250" in (tmp_path / "trajectory.log").read_text().splitlines()[1]
+    (tmp_path / "bad.yaml").write_text("stepz: 3\n")
+    bad = run(model_file, tmp_path, "--config", "bad.yaml", "--output", "b.h5")
+    assert bad.returncode != 0 and "unknown option 'stepz'" in bad.stderr

@@ -74,9 +74,36 @@ def _fail(message: str) -> SystemExit:
     return SystemExit(f"trajcast: error: {message}")
 
 
+def _apply_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Fill options not given on the command line from ``args.config`` (YAML, keys as the
+    long options with ``-`` or ``_``); the command line wins."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(args.config)
+    if not path.is_file():
+        raise _fail(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise _fail(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(values, dict):
+        raise _fail(f"{path} must hold a mapping of simulate options")
+    defaults = {a.dest: a.default for a in parser._actions if a.dest not in ("help", "config")}
+    for key, value in values.items():
+        dest = str(key).replace("-", "_")
+        if dest not in defaults:
+            raise _fail(f"unknown option '{key}' in {path}; options: {', '.join(sorted(defaults))}")
+        if getattr(args, dest) == defaults[dest]:  # not given on the command line
+            setattr(args, dest, value)
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from trajcast_engine.simulate import simulate
 
+    if args.config is not None:
+        _apply_config(args, args.subparser)
     try:
         report = simulate(
             model=args.model,
@@ -332,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="batched copies (one forward pass); --temperature may list one "
                           "value per replica, e.g. 300,600,900")  # fmt: skip
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
-    sim.set_defaults(handler=_simulate)
+    sim.add_argument("--config", help="YAML file of these options (command line wins)")
+    sim.set_defaults(handler=_simulate, subparser=sim)
 
     tr = commands.add_parser(
         "train",
