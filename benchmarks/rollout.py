@@ -60,7 +60,7 @@ def forecaster(device: str):
     return load_forecaster(TrajCastForecaster(config), device), "untrained, shipped config"
 
 
-def time_forecaster(n_atoms: int, device: str, steps: int, skin: float) -> dict:
+def time_forecaster(n_atoms: int, device: str, steps: int, skin: float, backend: str) -> dict:
     import numpy as np
 
     from integrators import CSVR, ForecastRollout
@@ -72,7 +72,7 @@ def time_forecaster(n_atoms: int, device: str, steps: int, skin: float) -> dict:
     thermalize(atoms, 300.0, np.random.default_rng(0))
     model, label = forecaster(device)
     rollout = ForecastRollout(model, from_atoms(atoms), thermostat=CSVR(300.0, 10 * model.timestep),
-                              seed=0, skin=skin)  # fmt: skip
+                              seed=0, skin=skin, neighbor_backend=backend)  # fmt: skip
     rollout.run(3)  # warm-up: Numba compile, allocator
     with tempfile.TemporaryDirectory() as tmp:
         writer = TrajectoryWriter(Path(tmp) / "t.h5", atoms)
@@ -101,6 +101,7 @@ def time_forecaster(n_atoms: int, device: str, steps: int, skin: float) -> dict:
         "atom_steps_per_s": len(atoms) / per_step,
         "phases_ms": phases,
         "neighbour_builds": rollout.neighbors.n_builds,
+        "neighbour_backend": rollout.neighbor_backend,
     }
 
 
@@ -133,8 +134,9 @@ def one(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_grad_enabled(True)
-    row = time_forecaster(args.one, args.device, args.steps, skin=1.0)
-    row["rebuild_every_step"] = time_forecaster(args.one, args.device, args.steps, skin=0.0)
+    row = time_forecaster(args.one, args.device, args.steps, 1.0, args.neighbors)
+    skinless = time_forecaster(args.one, args.device, args.steps, 0.0, args.neighbors)
+    row["rebuild_every_step"] = skinless
     if row["atoms"] <= args.classic_max:
         row["classic"] = time_classic(args.one, args.device, max(3, args.steps // 4))
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -151,6 +153,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--classic-max", type=int, default=4000)
+    parser.add_argument("--neighbors", choices=("auto", "numba", "torch"), default="auto",
+                        help="neighbour-list backend of the forecaster rows")  # fmt: skip
     parser.add_argument("--json", type=Path, default=HERE / "results" / "rollout.json")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -165,7 +169,8 @@ def main() -> None:
     print(header)
     for n in args.sizes:
         command = [sys.executable, __file__, "--one", str(n), "--device", args.device,
-                   "--steps", str(args.steps), "--classic-max", str(args.classic_max)]  # fmt: skip
+                   "--steps", str(args.steps), "--classic-max", str(args.classic_max),
+                   "--neighbors", args.neighbors]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             reason = "out of memory" if done.returncode in (-9, 137) else done.stderr.strip()[-300:]

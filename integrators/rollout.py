@@ -32,6 +32,7 @@ from integrators.kinetics import KB, kinetic_energies, species_temperatures, the
 from integrators.thermostats import Thermostat
 from trajcast_engine.graph import AtomicGraph
 from trajcast_engine.neighbors import VerletNeighborList
+from trajcast_engine.neighbors.torch_cell_list import TorchVerletNeighborList, supports
 from trajcast_engine.nn.model_io import load_model
 
 
@@ -93,8 +94,10 @@ class ForecastRollout:
     ``thermostat`` is a :class:`~integrators.thermostats.Thermostat` or None (NVE);
     ``seed`` seeds the per-system generators; ``skin`` (Å) sets the Verlet reuse;
     ``rescaler`` an optional :class:`~integrators.energy_rescale.EnergyRescaler` (NVE
-    only). The state is ``graph.positions``/``graph.velocities``, ``step_count`` and
-    ``time_fs``.
+    only); ``neighbor_backend``: ``numba`` (CPU cell list, positions travel to the host),
+    ``torch`` (a cell list on the model's device, for fully periodic cells at least three
+    cutoffs wide) or ``auto`` (torch on CUDA when the cells allow it, else numba). The
+    state is ``graph.positions``/``graph.velocities``, ``step_count`` and ``time_fs``.
     """
 
     def __init__(
@@ -107,7 +110,12 @@ class ForecastRollout:
         skin: float = 1.0,
         guard: StabilityGuard | None = None,
         rescaler: EnergyRescaler | None = None,
+        neighbor_backend: str = "auto",
     ) -> None:
+        if neighbor_backend not in ("auto", "numba", "torch"):
+            raise ValueError(
+                f"neighbor_backend must be auto, numba or torch, got {neighbor_backend!r}"
+            )
         if getattr(model, "kind", None) != "forecaster":
             raise ValueError(f"a rollout needs a forecaster, got {type(model).__name__}")
         if graph.velocities is None:
@@ -128,6 +136,19 @@ class ForecastRollout:
         self.rescaler = rescaler
         self.guard = guard or StabilityGuard()
         self.neighbors = VerletNeighborList(model.config.cutoff, skin)
+        g = self.graph
+        fits_torch = supports(g.cell, g.pbc, model.config.cutoff + skin)
+        if neighbor_backend == "torch" and not fits_torch:
+            raise ValueError(
+                "neighbor_backend='torch' needs fully periodic cells at least three "
+                "(cutoff + skin) wide; use 'numba'"
+            )
+        use_torch = neighbor_backend == "torch" or (
+            neighbor_backend == "auto" and g.device.type == "cuda" and fits_torch
+        )
+        if use_torch:
+            self.neighbors = TorchVerletNeighborList(model.config.cutoff, skin)
+        self.neighbor_backend = "torch" if use_torch else "numba"
         self.rngs = make_rngs(seed, self.graph.n_systems)
         self.step_count = 0
         self.time_fs = 0.0
@@ -185,6 +206,10 @@ class ForecastRollout:
 
     # ---- the step ----------------------------------------------------------------------
     def _edges(self) -> AtomicGraph:
+        if self.neighbor_backend == "torch":  # on the device; shifts absorb wrapping
+            g = self.graph
+            index, shift = self.neighbors.update(g.positions, g.cell, g.pbc, g.ptr)
+            return g.replace(edge_index=index, edge_shift=shift)
         positions, cells, pbc, ptr = self.graph.numpy_geometry()
         if self.neighbors.needs_rebuild(positions, cells, pbc, ptr):
             self.graph = self.graph.replace(positions=self.wrapped_positions())

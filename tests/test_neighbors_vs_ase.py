@@ -7,7 +7,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
 from ase.neighborlist import neighbor_list as ase_neighbor_list
-from conftest import pair_set, random_atoms
+from conftest import pair_set, random_atoms, random_cell
 
 from trajcast_engine.neighbors import neighbor_list, neighbor_list_atoms, pair_distances
 
@@ -166,3 +166,31 @@ def test_many_random_systems_match_ase():
         length = rng.uniform(1.5, 10.0)
         atoms = random_atoms(rng, int(rng.integers(1, 50)), length, pbc, bool(rng.random() < 0.7))
         assert_same_as_ase(atoms, cutoff=rng.uniform(0.3, 2.0) * length)
+
+
+def test_torch_cell_list_equals_the_numba_list(rng):
+    import torch
+
+    from trajcast_engine.neighbors import neighbor_list
+    from trajcast_engine.neighbors.torch_cell_list import supports, torch_neighbor_list
+
+    tested = 0
+    for trial in range(30):
+        cell = random_cell(rng, 15.0, triclinic=trial % 2 == 1)
+        positions = rng.uniform(-0.5, 1.5, (250, 3)) @ cell
+        cells = torch.tensor(cell)[None]
+        pbc = torch.ones(1, 3, dtype=torch.bool)
+        if not supports(cells, pbc, 3.0):
+            continue
+        ref = neighbor_list(positions, cell, True, 3.0)
+        index, shift = torch_neighbor_list(
+            torch.tensor(positions), cells, pbc, torch.tensor([0, 250]), 3.0
+        )
+        assert pair_set(index[0], index[1], shift) == pair_set(ref.i, ref.j, ref.shift)
+        assert bool((index[0][1:] >= index[0][:-1]).all())  # sorted by receiver
+        tested += 1
+    assert tested >= 15
+    with pytest.raises(ValueError, match="three cutoffs wide"):
+        torch_neighbor_list(
+            torch.zeros(2, 3), torch.eye(3)[None] * 5, pbc, torch.tensor([0, 2]), 3.0
+        )
