@@ -122,11 +122,7 @@ def data_statistics(frames: list[LabelledFrame], species: list[int]) -> dict[str
 def _batches(frames: list[LabelledFrame], size: int, rng: np.random.Generator | None):
     order = np.arange(len(frames)) if rng is None else rng.permutation(len(frames))
     for start in range(0, len(frames), size):
-        chosen = [frames[k] for k in order[start : start + size]]
-        graph = AtomicGraph.batch([f.graph for f in chosen])
-        stresses = [f.stress for f in chosen]
-        stress = torch.stack(stresses) if all(s is not None for s in stresses) else None
-        yield graph, chosen, stress
+        yield [frames[k] for k in order[start : start + size]]
 
 
 def _losses(model, graph, chosen, stress_ref, settings, device) -> dict[str, torch.Tensor]:
@@ -152,8 +148,10 @@ def _losses(model, graph, chosen, stress_ref, settings, device) -> dict[str, tor
 
 
 def _loss_fn(settings: FitSettings):
-    def losses(model, batch) -> dict[str, torch.Tensor]:
-        graph, chosen, stress = batch
+    def losses(model, chosen: list[LabelledFrame]) -> dict[str, torch.Tensor]:
+        graph = AtomicGraph.batch([f.graph for f in chosen])
+        stresses = [f.stress for f in chosen]
+        stress = torch.stack(stresses) if all(s is not None for s in stresses) else None
         return _losses(model, graph, chosen, stress, settings, settings.device)
 
     return losses

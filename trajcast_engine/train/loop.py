@@ -5,6 +5,11 @@ learning rate reduced by ``lr_factor`` after ``lr_patience`` epochs without vali
 improvement, early stopping after ``early_stopping`` such epochs, and an exponential
 moving average of the weights (``ema_decay``; 0 turns it off) that is what gets
 validated and saved: ``θ_ema <- d θ_ema + (1 - d) θ`` after every optimiser step. The
+Data parallel: launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process draws the
+same global batches, computes the loss of its share (``batch[rank::world]``) and the
+gradients are averaged over processes with ``torch.distributed.all_reduce`` before each
+step (gloo on CPU, NCCL on CUDA), so with equal shares the update equals the one-process
+update on the same global batch; rank 0 writes the checkpoints. The
 best model (lowest validation loss) is written to ``checkpoint`` and the latest to
 ``checkpoint`` with a ``.last`` suffix, both as ordinary model files; ``.state`` holds
 what a resumed run needs to continue exactly as an uninterrupted one would (weights,
@@ -113,6 +118,9 @@ def train(
     returns the loss terms (``loss`` is minimised) and ``count``, the batch's examples.
     ``resume=True`` continues from ``checkpoint.state`` when it exists."""
     rng = np.random.default_rng(settings.seed)
+    rank, world = distributed_setup(settings.device)
+    if rank != 0:
+        checkpoint = None  # rank 0 writes the files
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, amsgrad=True)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=settings.lr_factor, patience=settings.lr_patience
@@ -147,9 +155,16 @@ def train(
         model.train()
         train_loss, seen = 0.0, 0
         for batch in batches(training, settings.batch_size, rng):
-            optimizer.zero_grad(set_to_none=True)
-            terms = losses(model, batch)
-            terms["loss"].backward()
+            optimizer.zero_grad(set_to_none=False)
+            if world > 1:
+                batch = batch[rank::world]
+            if len(batch):
+                terms = losses(model, batch)
+                terms["loss"].backward()
+            else:  # a short last batch: this process contributes zero gradients
+                terms = {"loss": torch.zeros(()), "count": torch.tensor(0)}
+            if world > 1:
+                _average_gradients(model, world)
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
             optimizer.step()
             if ema is not None:
@@ -162,7 +177,7 @@ def train(
             model.load_state_dict(ema.shadow)
         metrics = evaluate_batches(model, validation, batches, losses, settings.batch_size)
         scheduler.step(metrics["loss"])
-        row = {"epoch": epoch, "train_loss": train_loss / max(seen, 1)}
+        row = {"epoch": epoch, "train_loss": train_loss / max(seen, 1), "train_examples": seen}
         row["lr"] = optimizer.param_groups[0]["lr"]
         row["seconds"] = time.monotonic() - start
         row.update({f"val_{k}": v for k, v in metrics.items()})
@@ -214,3 +229,28 @@ def _save_state(path, model, optimizer, scheduler, ema, rng, epoch, best_loss, b
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+def distributed_setup(device: str) -> tuple[int, int]:
+    """``(rank, world size)``; joins the process group ``torchrun`` describes."""
+    import os as _os
+
+    world = int(_os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _average_gradients(model: nn.Module, world: int) -> None:
+    import torch.distributed as dist
+
+    for p in model.parameters():
+        if p.requires_grad:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+            p.grad /= world

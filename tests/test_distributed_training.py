@@ -1,0 +1,70 @@
+"""Data-parallel training with 2 processes (torchrun, gloo on CPU) equals one process on
+the same global batch."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import torch
+from ase.build import bulk
+
+from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+
+SCRIPT = """
+import sys, torch
+from trajcast_engine.data.pairs import build_pairs, split_by_trajectory
+from trajcast_engine.nn.forecaster import ForecasterConfig
+from trajcast_engine.train.fit_forecaster import ForecastFitSettings, fit_forecaster
+from trajcast_engine.train.loop import distributed_setup
+
+out, sources = sys.argv[1], sys.argv[2:]
+config = ForecasterConfig(species=[29], cutoff=4.0, lmax=1, channels=4, num_layers=1,
+                          radial_hidden=8, md_timestep=2.0, stride=5)
+pairs = build_pairs(sources, config.timestep, every=2)
+split = split_by_trajectory(pairs, 0.34, seed=0)
+settings = ForecastFitSettings(epochs=2, batch_size=4, ema_decay=0.9, learning_rate=5e-3)
+result = fit_forecaster(split, config, settings)
+rank, _ = distributed_setup("cpu")
+print("examples", rank, result.history[0]["train_examples"], len(split[0]), flush=True)
+if rank == 0:
+    torch.save(result.model.state_dict(), out)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_like_one(tmp_path):
+    settings = ReferenceSettings(
+        temperature=500.0, md_timestep=2.0, equilibration_steps=20, segments=3,
+        segment_steps=60, decorrelation_steps=10,
+    )  # fmt: skip
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    sources = [str(p) for p in run_reference_md(atoms, "emt", settings, tmp_path / "cu.h5")]
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    single = subprocess.run([sys.executable, str(script), str(tmp_path / "one.pt"), *sources],
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert single.returncode == 0, single.stderr[-2000:]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(free_port()), str(script), str(tmp_path / "two.pt"),
+               *sources]  # fmt: skip
+    double = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert double.returncode == 0, double.stderr[-2000:]
+    # each process trained on its half of every global batch
+    seen = [line.split() for line in double.stdout.splitlines() if line.startswith("examples")]
+    assert sorted(int(s[1]) for s in seen) == [0, 1]
+    assert sum(int(s[2]) for s in seen) == int(seen[0][3])
+    assert all(int(s[2]) < int(s[3]) for s in seen)
+    one = torch.load(tmp_path / "one.pt", weights_only=True)
+    two = torch.load(tmp_path / "two.pt", weights_only=True)
+    changed = 0
+    for key, value in one.items():
+        assert torch.allclose(value, two[key], rtol=1e-9, atol=1e-11), key
+        changed += int(value.is_floating_point() and value.abs().sum() > 0)
+    assert changed > 5
