@@ -332,7 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="target in K, or START:END for a linear ramp (default 300)",
     )
     sim.add_argument("--thermostat", choices=("none", "csvr", "langevin"), default="csvr")
-    sim.add_argument("--tau", type=float, help="thermostat time in fs (default 10 strides)")
+    sim.add_argument(
+        "--tau",
+        type=float,
+        help="thermostat time in fs (default: the model card's, else 10 strides)",
+    )
     length = sim.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="number of forecaster steps")
     length.add_argument("--time", type=float, help="simulated time in ps (default 10)")

@@ -187,6 +187,7 @@ def simulate(
                           energy_rescale=energy_rescale)  # fmt: skip
     else:
         cls = ForecastCSVR if thermostat == "csvr" else ForecastLangevin
+        tau = _default_tau(forecaster, tau)
         dyn = cls(atoms, forecaster, target, tau=tau, seed=seed, device=device,
                   energy_rescale=energy_rescale)  # fmt: skip
         if dyn.rollout.thermostat.schedule.open_ramp:  # a ramp spans the whole run
@@ -357,7 +358,7 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
         thermalize(atoms, targets[k], np.random.default_rng(seed + k))
         Stationary(atoms)
         images.append(atoms)
-    tau_fs = 10.0 * dt_fs if tau is None else float(tau)
+    tau_fs = _default_tau(forecaster, tau)
     bath = {"csvr": CSVR, "langevin": Langevin}.get(thermostat)
     if bath is None and thermostat != "none":
         raise ValueError(f"thermostat must be none, csvr or langevin, got {thermostat!r}")
@@ -420,3 +421,12 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
         wall_seconds=time.monotonic() - start, interrupted=stop["requested"] and done < steps,
         mean_temperature=float(np.mean(mean_t)) if mean_t else float("nan"),
     )  # fmt: skip
+
+
+def _default_tau(forecaster, tau: float | None) -> float:
+    """The thermostat time (fs): as asked, else the model card's recommendation
+    (``metadata['thermostat_tau_fs']``), else 10 strides (TrajCast's default)."""
+    if tau is not None:
+        return float(tau)
+    recommended = getattr(forecaster, "metadata", {}).get("thermostat_tau_fs")
+    return float(recommended) if recommended else 10.0 * forecaster.timestep
