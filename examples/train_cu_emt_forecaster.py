@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=8, help="start a pair every n frames")
     parser.add_argument("--segment-steps", type=int, default=12000)
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--noise", type=float, default=0.01, help="training position noise, Å")
+    parser.add_argument("--init-from", help="continue from this model file's weights")
     args = parser.parse_args()
 
     calculator = reference_calculator()
@@ -106,6 +108,8 @@ def main() -> None:
         every=args.every,
         time_reversal=True,
         max_seconds=60.0 * args.minutes,
+        position_noise=args.noise,
+        init_from=args.init_from,
     )
 
     def log(row: dict) -> None:

@@ -187,3 +187,24 @@ def test_resumed_training_continues_exactly(tmp_path, reference):
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         fit_forecaster(split, config, settings(2), checkpoint=tmp_path / "c.pt", resume=True)
+
+
+def test_noise_training_and_fine_tuning_from_a_model_file(tmp_path, reference):
+    config = ForecasterConfig(
+        species=[29], cutoff=4.0, lmax=1, channels=4, num_layers=1, radial_hidden=8,
+        md_timestep=2.0, stride=5,
+    )  # fmt: skip
+    split = split_by_trajectory(build_pairs(reference, config.timestep, every=3), 0.3, seed=0)
+    first = fit_forecaster(split, config, ForecastFitSettings(epochs=2, batch_size=4),
+                           checkpoint=tmp_path / "a.pt")  # fmt: skip
+    tuned = ForecastFitSettings(epochs=1, batch_size=4, position_noise=0.02, learning_rate=1e-4,
+                                init_from=str(tmp_path / "a.pt"))  # fmt: skip
+    second = fit_forecaster(split, config, tuned)
+    # fine-tuning starts from the first model (a small step away), not from scratch
+    assert second.validation["loss"] < 1.5 * first.validation["loss"]
+    before = first.model.state_dict()["readout.weight"]
+    after = second.model.state_dict()["readout.weight"]
+    assert 0 < float((after - before).abs().max()) < 0.1 * float(before.abs().max())
+    wrong = ForecasterConfig(**{**config.to_dict(), "stride": 4})
+    with pytest.raises(ValueError, match="not a forecaster with the stride 8 fs"):
+        fit_forecaster(split, wrong, tuned)
