@@ -41,7 +41,8 @@ class ForecastDynamics(MolecularDynamics):
     :class:`~integrators.thermostats.Thermostat` or None; ``seed``: seeds the noise;
     ``device``/``dtype``: where and how the model runs; ``guard``: the
     :class:`~integrators.guard.StabilityGuard`; ``energy_rescale``: a potential (object
-    or file) to keep the total energy constant (NVE only); ``logfile``: a
+    or file or shipped name) that makes each learned step conserve energy (NVE: the
+    total energy stays at its initial value); ``logfile``: a
     :class:`~integrators.logger.ForecastLogger` written every ``loginterval`` steps.
     """
 

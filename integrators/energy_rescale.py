@@ -1,17 +1,24 @@
-"""Optional exact energy conservation with a companion potential (FlashMD's rescaling).
+"""Optional exact energy conservation of each learned step with a companion potential.
 
 After each learned step the thermal velocities are scaled so that the total energy
-``U(r') + K'`` equals the initial ``E_0`` of each system (Bigi et al., FlashMD, arXiv
-2505.19350, §2.3):
+``U(r') + K'`` equals the total energy ``E = U(r) + K(v)`` the system had when the step
+began (FlashMD's rescaling; Bigi et al., arXiv 2505.19350, §2.3):
 
-    α = sqrt((E_0 - U(r')) / K'),     v' <- V_com + α (v' - V_com).
+    α = sqrt((E - U(r')) / K'),     v' <- V_com + α (v' - V_com).
+
+In NVE this keeps the initial energy ``E_0`` for the whole run. With a thermostat the
+learned step itself becomes energy-conserving, as a Hamiltonian flow is, and only the
+thermostat exchanges energy with the bath: the order is thermostat (before) -> learned
+step -> rescaling -> thermostat (after). This removes the slow heating that small
+per-step errors of a forecaster otherwise add up to.
 
 Cost: one energy evaluation of the potential per learned step (no forces, so no
-backward pass); with a potential the size of the forecaster this roughly doubles the
-step's cost, which still leaves the stride's 10-30x gain mostly intact. The factors of
-the last step are in :attr:`EnergyRescaler.factors`; a factor far from 1 means the
-forecaster drifts in energy. If ``U(r')`` exceeds ``E_0`` no real α exists and the
-step fails with :class:`~integrators.guard.RolloutInstability`.
+backward pass; ``U(r')`` is reused as the next step's ``U(r)``); with a potential the
+size of the forecaster this roughly doubles the step's cost, which still leaves most of
+the stride's 10-30x gain. The factors of the last step are in
+:attr:`EnergyRescaler.factors`; a factor far from 1 means the forecaster errs in energy.
+If ``U(r')`` exceeds ``E`` no real α exists and the step fails with
+:class:`~integrators.guard.RolloutInstability`.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class EnergyRescaler:
         self.initial_energy: np.ndarray | None = None
         self.factors: np.ndarray | None = None
         self.potential_energy: np.ndarray | None = None
+        self._u: Tensor | None = None  # U at the rollout's current positions
 
     def energy(self, graph: AtomicGraph) -> Tensor:
         """(S,) potential energy (eV) of ``graph`` (positions, cell, species)."""
@@ -73,11 +81,30 @@ class EnergyRescaler:
         )
         u = self.energy(g)
         k = kinetic_energies(thermal, g.masses, g.system_idx, g.n_systems)
+        self._u = u
         self.potential_energy = u.cpu().numpy()
         self.initial_energy = (u + k).cpu().numpy()
 
-    def apply(self, rollout: ForecastRollout, positions: Tensor, velocities: Tensor) -> Tensor:
-        """Velocities scaled to the initial total energy at the new ``positions``."""
+    def total_energy(self, rollout: ForecastRollout, velocities: Tensor) -> Tensor:
+        """(S,) ``U(r) + K(v)`` at the rollout's positions with ``velocities``."""
+        if self._u is None:
+            self.start(rollout)
+        assert self._u is not None
+        g = rollout.graph
+        thermal, _ = thermal_velocities(
+            velocities, g.masses, g.system_idx, g.n_systems, rollout.remove_com
+        )
+        return self._u + kinetic_energies(thermal, g.masses, g.system_idx, g.n_systems)
+
+    def apply(
+        self,
+        rollout: ForecastRollout,
+        positions: Tensor,
+        velocities: Tensor,
+        target: Tensor | None = None,
+    ) -> Tensor:
+        """Velocities scaled so that the energy at the new ``positions`` equals ``target``
+        (S,) (default: the initial energy)."""
         if self.initial_energy is None:
             self.start(rollout)
         assert self.initial_energy is not None
@@ -87,13 +114,14 @@ class EnergyRescaler:
             velocities, g.masses, g.system_idx, g.n_systems, rollout.remove_com
         )
         k = kinetic_energies(thermal, g.masses, g.system_idx, g.n_systems)
-        target = torch.as_tensor(self.initial_energy, dtype=u.dtype, device=u.device)
+        if target is None:
+            target = torch.as_tensor(self.initial_energy, dtype=u.dtype, device=u.device)
         room = target - u
         if bool((room <= 0).any()):
             s = int(torch.nonzero(room <= 0)[0])
             raise RolloutInstability(
                 f"step {rollout.step_count + 1}: energy rescaling is impossible in system {s}: "
-                f"its potential energy {float(u[s]):.6g} eV exceeds the initial total energy "
+                f"its potential energy {float(u[s]):.6g} eV exceeds the total energy "
                 f"{float(target[s]):.6g} eV",
                 rollout.step_count + 1,
                 s,
@@ -101,5 +129,6 @@ class EnergyRescaler:
             )
         alpha = torch.sqrt(room / k)
         self.factors = alpha.cpu().numpy()
+        self._u = u
         self.potential_energy = u.cpu().numpy()
         return com + alpha[g.system_idx, None] * thermal

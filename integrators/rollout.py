@@ -6,8 +6,8 @@ One learned step of length Δt (the model's stride) for all systems of a batch:
               the cell at a rebuild, so wrapping never forces one)
     v      <- thermostat.before(v)                      (Langevin: O half step)
     Δr, v' <- forecaster(species, r, v)                 (+ conservation layer)
+    v'     <- energy rescaling to U(r) + K(v) (optional)
     v'     <- thermostat.after(v')                      (CSVR, or Langevin O half step)
-    v'     <- energy rescaling (optional)
     guard checks (NaN/inf, displacement, temperature), then commit
     r(t + Δt) = r(t) + Δr,  v(t + Δt) = v'
 
@@ -93,9 +93,9 @@ class ForecastRollout:
     ``graph`` needs velocities (Å/fs); it is moved to the model's device and dtype.
     ``thermostat`` is a :class:`~integrators.thermostats.Thermostat` or None (NVE);
     ``seed`` seeds the per-system generators; ``skin`` (Å) sets the Verlet reuse;
-    ``rescaler`` an optional :class:`~integrators.energy_rescale.EnergyRescaler` (NVE
-    only); ``neighbor_backend``: ``numba`` (CPU cell list, positions travel to the host),
-    ``torch`` (a cell list on the model's device, for fully periodic cells at least three
+    ``rescaler`` an optional :class:`~integrators.energy_rescale.EnergyRescaler` that
+    makes each learned step conserve energy; ``neighbor_backend``: ``numba`` (CPU cell
+    list, positions travel to the host), ``torch`` (a cell list on the model's device, for fully periodic cells at least three
     cutoffs wide) or ``auto`` (torch on CUDA when the cells allow it, else numba). The
     state is ``graph.positions``/``graph.velocities``, ``step_count`` and ``time_fs``.
     """
@@ -122,10 +122,6 @@ class ForecastRollout:
             raise ValueError(
                 "the rollout needs velocities: set them (e.g. MaxwellBoltzmannDistribution) "
                 "before starting"
-            )
-        if thermostat is not None and rescaler is not None:
-            raise ValueError(
-                "energy rescaling keeps the NVE energy and cannot be combined with a thermostat"
             )
         self.model = model
         self.timestep = float(model.timestep)
@@ -253,6 +249,9 @@ class ForecastRollout:
         if self.thermostat is not None:
             velocities = self.thermostat.before(self, velocities)
         self._mark("thermostat")
+        energy = None
+        if self.rescaler is not None:
+            energy = self.rescaler.total_energy(self, velocities)
         with torch.no_grad():
             out = self.model(graph.replace(velocities=velocities))
         self._mark("model")
@@ -262,12 +261,12 @@ class ForecastRollout:
         self.guard.check_forecast(step, displacements, velocities, g.species, g.system_idx, g.ptr)
         positions = graph.positions + displacements
         self._mark("checks")
+        if self.rescaler is not None:
+            velocities = self.rescaler.apply(self, positions, velocities, energy)
+            self._mark("energy rescaling")
         if self.thermostat is not None:
             velocities = self.thermostat.after(self, velocities)
         self._mark("thermostat")
-        if self.rescaler is not None:
-            velocities = self.rescaler.apply(self, positions, velocities)
-            self._mark("energy rescaling")
         temperatures = self.temperatures(velocities)
         reference = self.target_temperatures(self.time_fs + self.timestep)
         if reference is None:

@@ -325,8 +325,24 @@ def test_energy_rescaling_keeps_the_total_energy():
         k = dyn.rollout.kinetic_energy()
         assert (u.numpy() + k) == pytest.approx(e0, rel=1e-12, abs=1e-10)
         assert dyn.rescale_factor is not None and dyn.rescale_factor > 0
-    with pytest.raises(ValueError, match="cannot be combined with a thermostat"):
-        ForecastCSVR(copper(), small_forecaster(), 300.0, energy_rescale=potential_path)
+    # with a thermostat, each learned step conserves the energy it started with
+    atoms = copper(seed=4, temperature=600.0)
+    dyn = ForecastCSVR(atoms, small_forecaster(), 600.0, energy_rescale=potential_path, seed=1)
+    rescaler, rollout = dyn.rollout.rescaler, dyn.rollout
+    seen = []
+    original = rescaler.apply
+
+    def spy(r, positions, velocities, target=None):
+        out = original(r, positions, velocities, target)
+        u = rescaler.energy(r.graph.replace(positions=positions)).numpy()
+        seen.append((u + r.kinetic_energy(out), target.numpy()))
+        return out
+
+    rescaler.apply = spy
+    dyn.run(3)
+    for after, before in seen:
+        assert after == pytest.approx(before, rel=1e-12)
+    assert len(seen) == 3 and rollout.step_count == 3
 
 
 def test_changed_atoms_between_runs_are_picked_up():
