@@ -95,9 +95,10 @@ class ForecastRollout:
     ``seed`` seeds the per-system generators; ``skin`` (Å) sets the Verlet reuse;
     ``rescaler`` an optional :class:`~integrators.energy_rescale.EnergyRescaler` that
     makes each learned step conserve energy; ``neighbor_backend``: ``numba`` (CPU cell
-    list, positions travel to the host), ``torch`` (a cell list on the model's device, for fully periodic cells at least three
-    cutoffs wide) or ``auto`` (torch on CUDA when the cells allow it, else numba). The
-    state is ``graph.positions``/``graph.velocities``, ``step_count`` and ``time_fs``.
+    list, positions travel to the host), ``torch`` (a cell list on the model's device,
+    for fully periodic cells at least three cutoffs wide) or ``auto`` (torch on CUDA when
+    the cells allow it, else numba). The state is ``graph.positions``/``graph.velocities``,
+    ``step_count`` and ``time_fs``.
     """
 
     def __init__(
