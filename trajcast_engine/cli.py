@@ -350,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--energy-rescale",
         metavar="POTENTIAL",
-        help="keep the total energy constant with this potential (NVE only)",
+        help="make each learned step conserve energy with this potential (default: the "
+        "model card's recommendation; 'none' turns it off)",
     )
     sim.add_argument(
         "--engine",

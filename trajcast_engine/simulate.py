@@ -115,6 +115,8 @@ def simulate(
     ``engine="mlip"`` runs classic MD instead, with the companion ``potential`` (default:
     the one named in the forecaster's metadata, else ``cu-emt-potential``) at the
     forecaster's reference MD step, for comparison; ``steps`` then counts MD steps.
+    ``energy_rescale``: a potential that makes each learned step conserve energy; None
+    takes the model card's recommendation, ``"none"`` turns it off.
     ``replicas > 1`` advances that many copies of the structure in one batched forward
     pass (each with its own velocities and seed ``seed + k``; ``temperature`` may list one
     value per replica, comma-separated), writing ``{output stem}_r{k}.h5``."""
@@ -122,7 +124,7 @@ def simulate(
         return _simulate_replicas(
             model, structure, supercell, temperature, thermostat, tau, steps, time_ps,
             write_every, device, dtype, seed, Path(output), overwrite, resume, engine,
-            int(replicas), progress,
+            int(replicas), progress, energy_rescale,
         )  # fmt: skip
     if int(replicas) < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
@@ -179,6 +181,7 @@ def simulate(
 
         Stationary(atoms)
 
+    energy_rescale = _rescaling(forecaster, energy_rescale)
     if engine == "mlip":
         companion = potential or forecaster.metadata.get("companion", "cu-emt-potential")
         dyn = _classic_dynamics(atoms, companion, dt_fs, thermostat, target, tau, seed, device)
@@ -322,11 +325,11 @@ def _count_steps(steps: int | None, time_ps: float | None, dt_fs: float) -> int:
 
 def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau, steps,
                        time_ps, write_every, device, dtype, seed, output, overwrite, resume,
-                       engine, replicas, progress) -> SimulationReport:  # fmt: skip
+                       engine, replicas, progress, energy_rescale) -> SimulationReport:  # fmt: skip
     """Batched replicas through :class:`integrators.ForecastRollout` (see ``simulate``)."""
     from ase.md.velocitydistribution import Stationary
 
-    from integrators import CSVR, ForecastRollout, Langevin
+    from integrators import CSVR, EnergyRescaler, ForecastRollout, Langevin
     from integrators.rollout import load_forecaster
     from trajcast_engine.data.reference_md import thermalize
     from trajcast_engine.graph import from_atoms
@@ -362,9 +365,11 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
     bath = {"csvr": CSVR, "langevin": Langevin}.get(thermostat)
     if bath is None and thermostat != "none":
         raise ValueError(f"thermostat must be none, csvr or langevin, got {thermostat!r}")
+    companion = _rescaling(forecaster, energy_rescale)
     rollout = ForecastRollout(
         forecaster, from_atoms(images), thermostat=bath(targets, tau_fs) if bath else None,
         seed=[seed + k for k in range(replicas)],
+        rescaler=EnergyRescaler(companion) if companion else None,
     )  # fmt: skip
     writers = [
         TrajectoryWriter(p, a, overwrite=overwrite) for p, a in zip(paths, images, strict=True)
@@ -421,6 +426,14 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
         wall_seconds=time.monotonic() - start, interrupted=stop["requested"] and done < steps,
         mean_temperature=float(np.mean(mean_t)) if mean_t else float("nan"),
     )  # fmt: skip
+
+
+def _rescaling(forecaster, energy_rescale: str | os.PathLike | None):
+    """The companion potential for energy rescaling: as asked (``"none"`` turns it off),
+    else the model card's recommendation (``metadata['energy_rescale']``), else none."""
+    if energy_rescale is None:
+        return getattr(forecaster, "metadata", {}).get("energy_rescale")
+    return None if str(energy_rescale).lower() == "none" else energy_rescale
 
 
 def _default_tau(forecaster, tau: float | None) -> float:
