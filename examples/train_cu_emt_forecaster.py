@@ -126,6 +126,10 @@ def main() -> None:
         "system": "fcc Cu, 256 atoms, a = 3.61 Å, 300-900 K",
         "reference": f"{calculator} MD, 1 fs step",
         "script": "examples/train_cu_emt_forecaster.py",
+        # what `trajcast simulate` uses unless told otherwise (see the model card)
+        "companion": "cu-emt-potential",
+        "energy_rescale": "cu-emt-potential",
+        "thermostat_tau_fs": 200.0,
     }
     result = fit_forecaster(sources, config, settings, args.output, log, metadata)
     print("validation:", result.validation)
