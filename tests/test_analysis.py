@@ -66,3 +66,10 @@ def test_msd_and_diffusion_of_a_random_walk():
     assert analysis.diffusion_coefficient(data) == pytest.approx(expected, rel=0.15)
     with pytest.raises(ValueError, match="no velocities"):
         analysis.vdos(data)
+
+
+def test_first_peak_is_the_first_shell_not_the_sharpest():
+    r = np.linspace(0, 8, 801)
+    g = 6 * np.exp(-((r - 2.5) ** 2) / 0.01) + 9 * np.exp(-((r - 5.1) ** 2) / 0.001)
+    position, height = analysis.first_peak(r, g)
+    assert position == pytest.approx(2.5, abs=0.01) and height == pytest.approx(6.0, rel=0.01)

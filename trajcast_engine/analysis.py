@@ -78,6 +78,19 @@ def rdf(data: TrajectoryData, r_max: float | None = None, bin_width: float = 0.0
     return r * 10.0, g
 
 
+def first_peak(r: np.ndarray, g: np.ndarray) -> tuple[float, float]:
+    """``(position, height)`` of the first peak: the maximum of the first stretch where
+    ``g > 1`` (the global maximum can be a sharper later shell in a crystal)."""
+    above = np.flatnonzero(g > 1.0)
+    if above.size == 0:
+        k = int(np.argmax(g))
+        return float(r[k]), float(g[k])
+    start = above[0]
+    stop = start + int(np.argmax(g[start:] <= 1.0)) if np.any(g[start:] <= 1.0) else len(g)
+    k = start + int(np.argmax(g[start:stop]))
+    return float(r[k]), float(g[k])
+
+
 def rdf_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
     """``∫ |g_a - g_b| dr`` (Å) on a shared grid."""
     (r, ga), (r2, gb) = a, b
@@ -147,15 +160,11 @@ def temperature_summary(data: TrajectoryData, n_dof: int) -> dict[str, float]:
 def compare(test: TrajectoryData, reference: TrajectoryData, n_dof: int) -> dict[str, Any]:
     """The validation metrics of a rollout against reference MD of the same system."""
     rdf_t, rdf_r = rdf(test), rdf(reference)
-    peak_t = rdf_t[0][np.argmax(rdf_t[1])]
-    peak_r = rdf_r[0][np.argmax(rdf_r[1])]
+    (peak_t, height_t), (peak_r, height_r) = first_peak(*rdf_t), first_peak(*rdf_r)
     result: dict[str, Any] = {
         "rdf_integrated_abs_difference": rdf_difference(rdf_t, rdf_r),
-        "rdf_first_peak": {"test": float(peak_t), "reference": float(peak_r)},
-        "rdf_first_peak_height": {
-            "test": float(rdf_t[1].max()),
-            "reference": float(rdf_r[1].max()),
-        },
+        "rdf_first_peak": {"test": peak_t, "reference": peak_r},
+        "rdf_first_peak_height": {"test": height_t, "reference": height_r},
     }
     if test.velocities is not None and reference.velocities is not None:
         result["vdos_overlap"] = vdos_overlap(vdos(test), vdos(reference))

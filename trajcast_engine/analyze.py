@@ -54,7 +54,7 @@ def analyze(
         r, g = analysis.rdf(data)
         ax.plot(r, g, label=name)
         summary["frames"][name] = int(data.positions.shape[0])
-        summary.setdefault("rdf_first_peak", {})[name] = float(r[np.argmax(g)])
+        summary.setdefault("rdf_first_peak", {})[name] = analysis.first_peak(r, g)[0]
     ax.set(xlabel="r (Å)", ylabel="g(r)", title="Radial distribution function")
     ax.legend()
     plots.append(_save(fig, out / "rdf.png"))
