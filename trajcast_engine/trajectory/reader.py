@@ -62,18 +62,6 @@ class TrajectoryReader:
                 stacklevel=2,
             )
 
-    def _frame_datasets(self) -> list[h5py.Dataset]:
-        f, ex = self._file, self._extras
-        names = ["coordinates", "velocities", "cell_lengths", "cell_angles"]
-        names += [node for node, _, _ in MDTRAJ_SCALARS.values()]
-        found = [f[n] for n in names if n in f]
-        if ex is not None:
-            per_frame = (
-                n for n in ex if not n.startswith("restart_") and n not in ("species", "masses")
-            )
-            found += [ex[n] for n in per_frame if isinstance(ex[n], h5py.Dataset)]
-        return found
-
     def __len__(self) -> int:
         return self.n_frames
 

@@ -18,13 +18,16 @@ import h5py
 import numpy as np
 
 from trajcast_engine.trajectory import units as u
-from trajcast_engine.trajectory.writer import EXTRAS, check_trajectory_file
+from trajcast_engine.trajectory.writer import EXTRAS, MDTRAJ_SCALARS, check_trajectory_file
 
 _RESTART = ("restart_positions", "restart_velocities", "restart_frame")
 
 
 def _per_frame(f: h5py.File) -> list[h5py.Dataset]:
-    found = [ds for ds in f.values() if isinstance(ds, h5py.Dataset) and ds.name != "/topology"]
+    """The datasets with one row per frame: mdtraj's and the engine's extras."""
+    names = ["coordinates", "velocities", "cell_lengths", "cell_angles"]
+    names += [node for node, _, _ in MDTRAJ_SCALARS.values()]
+    found = [f[n] for n in names if n in f]
     extras = f.get(EXTRAS)
     if extras is not None:
         found += [
@@ -36,13 +39,15 @@ def _per_frame(f: h5py.File) -> list[h5py.Dataset]:
 
 
 def consistent_frames(f: h5py.File) -> tuple[int, int]:
-    """``(consistent, stored)`` frame counts of an open trajectory file."""
+    """``(consistent, stored)`` frame counts of an open trajectory file: the frames up to
+    the last complete flush, and the rows of its longest per-frame dataset."""
     if "coordinates" not in f:
         return 0, 0
-    stored = min(ds.shape[0] for ds in _per_frame(f))
+    lengths = [ds.shape[0] for ds in _per_frame(f)]
+    stored, longest = min(lengths), max(lengths)
     extras = f.get(EXTRAS)
     if extras is None or "restart_frame" not in extras or stored == 0:
-        return stored, stored
+        return stored, longest
     frames = extras["restart_frame"][()]
     snapshots = extras["restart_positions"]
     times = f.get("time")
@@ -57,8 +62,8 @@ def consistent_frames(f: h5py.File) -> tuple[int, int]:
         blank = snapshot.shape[0] > 1 and not np.any(snapshot)
         ordered = times is None or frame == 0 or times[frame] >= times[frame - 1]
         if matches and not blank and ordered:
-            return frame + 1, stored
-    return 0, stored
+            return frame + 1, longest
+    return 0, longest
 
 
 def repair_trajectory(path: str | os.PathLike, dry_run: bool = False) -> tuple[int, int]:
@@ -67,8 +72,7 @@ def repair_trajectory(path: str | os.PathLike, dry_run: bool = False) -> tuple[i
     path = Path(path)
     check_trajectory_file(path)
     with h5py.File(path, "r" if dry_run else "r+") as f:
-        keep, stored = consistent_frames(f)
-        longest = max((ds.shape[0] for ds in _per_frame(f)), default=0)
+        keep, longest = consistent_frames(f)
         if dry_run or longest == keep:
             return keep, longest - keep
         for ds in _per_frame(f):

@@ -212,15 +212,13 @@ class TrajectoryWriter:
 
         check_trajectory_file(self.path, header_only=True)
         with h5py.File(self.path, "r") as f:
-            if "coordinates" in f:
-                good, _ = consistent_frames(f)
-                longest = max(ds.shape[0] for ds in (f["coordinates"], f[EXTRAS]["time"]))
-                if good < longest:
-                    raise ValueError(
-                        f"cannot append to {self.path}: its last {longest - good} frames "
-                        "are torn (a crash during a flush); run `trajcast repair "
-                        f"{self.path}` to cut them, then resume"
-                    )
+            good, longest = consistent_frames(f)
+            if good < longest:
+                raise ValueError(
+                    f"cannot append to {self.path}: its last {longest - good} frames "
+                    "are torn (a crash during a flush); run `trajcast repair "
+                    f"{self.path}` to cut them, then resume"
+                )
             shape = f["coordinates"].shape if "coordinates" in f else (0, len(f[EXTRAS]["species"]))
             n_file = int(shape[1])
             if n_file != len(self.atoms):
