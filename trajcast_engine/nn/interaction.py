@@ -72,6 +72,23 @@ def gate_for(irreps_out: o3.Irreps) -> Gate:
     return Gate(scalars, acts, gates, [torch.sigmoid] * len(gates), gated)
 
 
+def pooled_messages(
+    h: Tensor,
+    linear_up: nn.Module,
+    product: o3.TensorProduct,
+    radial: nn.Module,
+    edge_sh: Tensor,
+    edge_radial: Tensor,
+    receivers: Tensor,
+    senders: Tensor,
+    avg_num_neighbors: float,
+) -> Tensor:
+    """``m_i = (1 / n_avg) Σ_j W(|r_ij|) · (L_up(h_j) ⊗ Y(r̂_ij))``, the NequIP message sum
+    both models' layers start from."""
+    messages = product(linear_up(h)[senders], edge_sh, radial(edge_radial))
+    return scatter_sum(messages, receivers, h.shape[0]) / avg_num_neighbors
+
+
 class InteractionBlock(nn.Module):
     """Messages ``W(r) · (h_j ⊗ Y(r̂))`` summed over neighbours, then gate and residual."""
 
@@ -115,7 +132,8 @@ class InteractionBlock(nn.Module):
         receivers: Tensor,
         senders: Tensor,
     ) -> Tensor:
-        weights = self.radial(edge_radial)
-        messages = self.tensor_product(self.linear_up(h)[senders], edge_sh, weights)
-        pooled = scatter_sum(messages, receivers, h.shape[0]) / self.avg_num_neighbors
+        pooled = pooled_messages(
+            h, self.linear_up, self.tensor_product, self.radial, edge_sh, edge_radial,
+            receivers, senders, self.avg_num_neighbors,
+        )  # fmt: skip
         return self.gate(self.linear_down(pooled) + self.self_interaction(h, species_onehot))

@@ -23,8 +23,7 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet
 from torch import Tensor, nn
 
-from trajcast_engine.nn.interaction import gate_for, uvu_tensor_product
-from trajcast_engine.nn.scatter import scatter_sum
+from trajcast_engine.nn.interaction import gate_for, pooled_messages, uvu_tensor_product
 
 
 class VelocityInteraction(nn.Module):
@@ -78,8 +77,10 @@ class VelocityInteraction(nn.Module):
         velocity_sh: Tensor,
         speed_features: Tensor,
     ) -> Tensor:
-        messages = self.edge_product(self.linear_up(h)[senders], edge_sh, self.radial(edge_radial))
-        pooled = scatter_sum(messages, receivers, h.shape[0]) / self.avg_num_neighbors
+        pooled = pooled_messages(
+            h, self.linear_up, self.edge_product, self.radial, edge_sh, edge_radial,
+            receivers, senders, self.avg_num_neighbors,
+        )  # fmt: skip
         mixed = self.velocity_product(
             self.linear_mid(pooled), velocity_sh, self.speed(speed_features)
         )
