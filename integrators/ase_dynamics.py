@@ -220,12 +220,25 @@ class ForecastNVE(ForecastDynamics):
         super().__init__(atoms, model, timestep, **kw)
 
 
-def _tau(model: nn.Module, tau: float | None) -> float:
-    """The thermostat time in fs: as given, or 10 strides."""
-    return 10.0 * float(model.timestep) if tau is None else float(tau)
+class _ThermostattedDynamics(ForecastDynamics):
+    """Learned steps under ``thermostat_class``; ``tau`` None means 10 strides."""
+
+    thermostat_class: type[Thermostat]
+
+    def __init__(
+        self,
+        atoms: Atoms,
+        model: Any,
+        temperature_K: Any,
+        tau: float | None = None,
+        timestep: float | None = None,
+        **kw: Any,
+    ) -> None:
+        thermostat = self.thermostat_class(temperature_K, tau)
+        super().__init__(atoms, model, timestep, thermostat=thermostat, **kw)
 
 
-class ForecastCSVR(ForecastDynamics):
+class ForecastCSVR(_ThermostattedDynamics):
     """Learned steps with the Bussi-Donadio-Parrinello thermostat after each one.
 
     ``temperature_K``: a number, one per system, a ``(start, end)`` ramp over the next
@@ -233,36 +246,14 @@ class ForecastCSVR(ForecastDynamics):
     which held the target within 1 K in the TrajCast paper).
     """
 
-    def __init__(
-        self,
-        atoms: Atoms,
-        model: Any,
-        temperature_K: Any,
-        tau: float | None = None,
-        timestep: float | None = None,
-        **kw: Any,
-    ) -> None:
-        model = load_forecaster(model, kw.get("device", "cpu"), kw.pop("dtype", None))
-        thermostat = CSVR(temperature_K, _tau(model, tau))
-        super().__init__(atoms, model, timestep, thermostat=thermostat, **kw)
+    thermostat_class = CSVR
 
 
-class ForecastLangevin(ForecastDynamics):
+class ForecastLangevin(_ThermostattedDynamics):
     """Learned steps between two exact Ornstein-Uhlenbeck half steps (friction 1/τ).
 
     ``temperature_K`` as for :class:`ForecastCSVR`; ``tau``: 1/friction in fs (default
     10Δt).
     """
 
-    def __init__(
-        self,
-        atoms: Atoms,
-        model: Any,
-        temperature_K: Any,
-        tau: float | None = None,
-        timestep: float | None = None,
-        **kw: Any,
-    ) -> None:
-        model = load_forecaster(model, kw.get("device", "cpu"), kw.pop("dtype", None))
-        thermostat = Langevin(temperature_K, _tau(model, tau))
-        super().__init__(atoms, model, timestep, thermostat=thermostat, **kw)
+    thermostat_class = Langevin

@@ -75,15 +75,9 @@ class EnergyRescaler:
 
     def start(self, rollout: ForecastRollout) -> None:
         """Record ``E_0 = U + K`` of the rollout's current state."""
-        g = rollout.graph
-        thermal, _ = thermal_velocities(
-            g.velocities, g.masses, g.system_idx, g.n_systems, rollout.remove_com
-        )
-        u = self.energy(g)
-        k = kinetic_energies(thermal, g.masses, g.system_idx, g.n_systems)
-        self._u = u
-        self.potential_energy = u.cpu().numpy()
-        self.initial_energy = (u + k).cpu().numpy()
+        self._u = self.energy(rollout.graph)
+        self.potential_energy = self._u.cpu().numpy()
+        self.initial_energy = self.total_energy(rollout, rollout.graph.velocities).cpu().numpy()
 
     def total_energy(self, rollout: ForecastRollout, velocities: Tensor) -> Tensor:
         """(S,) ``U(r) + K(v)`` at the rollout's positions with ``velocities``."""

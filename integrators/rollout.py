@@ -130,6 +130,8 @@ class ForecastRollout:
         self.graph = graph.replace(edge_index=None, edge_shift=None).to(device, model.dtype)
         model.species_index(self.graph.species)  # unknown elements fail here, not mid-run
         self.thermostat = thermostat
+        if thermostat is not None:
+            thermostat.bind(self.timestep)
         self.rescaler = rescaler
         self.guard = guard or StabilityGuard()
         self.neighbors = VerletNeighborList(model.config.cutoff, skin)
@@ -208,10 +210,11 @@ class ForecastRollout:
             index, shift = self.neighbors.update(g.positions, g.cell, g.pbc, g.ptr)
             return g.replace(edge_index=index, edge_shift=shift)
         positions, cells, pbc, ptr = self.graph.numpy_geometry()
-        if self.neighbors.needs_rebuild(positions, cells, pbc, ptr):
+        rebuild = self.neighbors.needs_rebuild(positions, cells, pbc, ptr)
+        if rebuild:
             self.graph = self.graph.replace(positions=self.wrapped_positions())
             positions = self.graph.positions.detach().to("cpu", torch.float64).numpy()
-        pairs = self.neighbors.update(positions, cells, pbc, ptr)
+        pairs = self.neighbors.update(positions, cells, pbc, ptr, rebuild=rebuild)
         return self.graph.with_pairs(pairs)
 
     def wrapped_positions(self) -> Tensor:

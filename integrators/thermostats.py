@@ -47,9 +47,15 @@ class Thermostat:
 
     name = "none"
 
-    def __init__(self, temperature: object, tau_fs: float) -> None:
+    def __init__(self, temperature: object, tau_fs: float | None = None) -> None:
         self.schedule = TemperatureSchedule.from_value(temperature)
-        self.tau_fs = tau_check(tau_fs)
+        self.tau_fs = None if tau_fs is None else tau_check(tau_fs)
+
+    def bind(self, timestep_fs: float) -> None:
+        """Called by the rollout: an unset ``tau_fs`` becomes 10 strides (TrajCast's
+        default, which held the target within 1 K)."""
+        if self.tau_fs is None:
+            self.tau_fs = 10.0 * float(timestep_fs)
 
     def targets(self, time_fs: float, n_systems: int) -> np.ndarray:
         """(S,) target temperatures in K at ``time_fs``."""
@@ -64,7 +70,8 @@ class Thermostat:
         return velocities
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.schedule!r}, tau={self.tau_fs:g} fs)"
+        tau = "10 strides" if self.tau_fs is None else f"{self.tau_fs:g} fs"
+        return f"{type(self).__name__}({self.schedule!r}, tau={tau})"
 
 
 def csvr_factors(

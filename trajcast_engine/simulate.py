@@ -108,7 +108,6 @@ def simulate(
     potential: str | os.PathLike | None = None,
     replicas: int = 1,
     progress: bool = True,
-    on_step: Callable[[Any], None] | None = None,
 ) -> SimulationReport:
     """Run a forecaster simulation (see the module docstring); returns a report.
 
@@ -151,14 +150,7 @@ def simulate(
     target = parse_temperature(temperature)
     forecaster = load_forecaster(model, device, dtype)
     dt_fs = forecaster.timestep if engine == "forecaster" else forecaster.config.md_timestep
-    if steps is None:
-        time_ps = 10.0 if time_ps is None else float(time_ps)
-        if not time_ps > 0:
-            raise ValueError(f"time must be > 0 ps, got {time_ps}")
-        steps = max(1, int(round(time_ps * 1000.0 / dt_fs)))
-    if int(steps) < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    steps = int(steps)
+    steps = _count_steps(steps, time_ps, dt_fs)
     model_name = str(model) if isinstance(model, str) else ""
     atoms = load_structure(structure, model_name, supercell)
     rng_states = None
@@ -231,55 +223,68 @@ def simulate(
     dyn.attach(writer, interval=int(write_every))
     dyn.attach(logger, interval=int(write_every))
 
-    stop = {"requested": False}
+    steps_run = dyn.irun(steps)
 
-    def request_stop(signum, frame) -> None:  # noqa: ARG001
-        stop["requested"] = True
+    def temperature() -> float:
+        return float(atoms.get_temperature() if engine == "mlip" else dyn.get_temperature())
 
-    previous = signal.signal(signal.SIGINT, request_stop)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, unit="step", dynamic_ncols=True, desc="simulate")
-    temperatures = []
-    start = time.monotonic()
-    done = 0
     try:
-        first = dyn.nsteps
-        for _ in dyn.irun(steps):
-            if dyn.nsteps == first:  # irun yields once before the first step
-                continue
-            done += 1
-            t = atoms.get_temperature() if engine == "mlip" else dyn.get_temperature()
-            temperatures.append(t)
-            if on_step is not None:
-                on_step(dyn)
-            if bar is not None:
-                elapsed = max(time.monotonic() - start, 1e-9)
-                ns_day = done * dt_fs * 1e-6 / elapsed * 86400.0
-                bar.update(1)
-                bar.set_postfix_str(
-                    f"t={done * dt_fs / 1000:.2f} ps  {ns_day:.1f} ns/day  T={t:.0f} K"
-                )
-            if stop["requested"]:
-                break
+        next(steps_run)  # irun yields once before the first step (writing frame 0)
+        done, wall, interrupted, mean_t = _drive(
+            lambda: next(steps_run), temperature, steps, dt_fs, progress, "simulate"
+        )
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if bar is not None:
-            bar.close()
         writer.close()
         logger.close()
-    wall = time.monotonic() - start
     return SimulationReport(
         output=output,
         log=log_path,
         steps=done,
         simulated_ps=done * dt_fs / 1000.0,
         wall_seconds=wall,
-        interrupted=stop["requested"] and done < steps,
-        mean_temperature=float(np.mean(temperatures)) if temperatures else float("nan"),
+        interrupted=interrupted,
+        mean_temperature=mean_t,
     )
+
+
+def _drive(
+    advance: Callable[[], Any],
+    temperature: Callable[[], float],
+    steps: int,
+    dt_fs: float,
+    progress: bool,
+    desc: str,
+) -> tuple[int, float, bool, float]:
+    """Call ``advance`` ``steps`` times with a progress bar (simulated time, ns/day, T);
+    SIGINT stops after the current step. Returns ``(steps done, wall seconds,
+    interrupted, mean temperature)``."""
+    stop = {"requested": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(requested=True))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, unit="step", dynamic_ncols=True, desc=desc)
+    temperatures = []
+    start = time.monotonic()
+    done = 0
+    try:
+        while done < steps and not stop["requested"]:
+            advance()
+            done += 1
+            temperatures.append(temperature())
+            if bar is not None:
+                rate = done * dt_fs * 1e-6 / max(time.monotonic() - start, 1e-9) * 86400.0
+                bar.update(1)
+                bar.set_postfix_str(
+                    f"t={done * dt_fs / 1000:.2f} ps  {rate:.1f} ns/day  T={temperatures[-1]:.0f} K"
+                )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
+    mean_t = float(np.mean(temperatures)) if temperatures else float("nan")
+    return done, time.monotonic() - start, stop["requested"] and done < steps, mean_t
 
 
 def _classic_dynamics(atoms, potential, dt_fs, thermostat, target, tau, seed, device):
@@ -389,42 +394,25 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
         log.write(f"{rollout.time_fs / 1000:12.4f} {rollout.step_count:8d} "
                   + " ".join(f"{t:10.2f}" for t in temps) + "\n")  # fmt: skip
 
-    stop = {"requested": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(requested=True))
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    def advance() -> None:
+        rollout.step()
+        if rollout.step_count % int(write_every) == 0:
+            write_all()
 
-        bar = tqdm(total=steps, unit="step", dynamic_ncols=True, desc=f"{replicas} replicas")
-    mean_t = []
-    start = time.monotonic()
-    done = 0
     with open(log_path, "w") as log:
         log.write("# time[ps] step " + " ".join(f"T_r{k}[K]" for k in range(replicas)) + "\n")
         try:
             write_all()
-            for done in range(1, steps + 1):
-                rollout.step()
-                if done % int(write_every) == 0:
-                    write_all()
-                mean_t.append(float(np.mean(rollout.temperatures())))
-                if bar is not None:
-                    elapsed = max(time.monotonic() - start, 1e-9)
-                    bar.update(1)
-                    rate = done * dt_fs * 1e-6 / elapsed * 86400
-                    bar.set_postfix_str(f"t={rollout.time_fs / 1000:.2f} ps  {rate:.1f} ns/day")
-                if stop["requested"]:
-                    break
+            done, wall, interrupted, mean_t = _drive(
+                advance, lambda: float(np.mean(rollout.temperatures())), steps, dt_fs,
+                progress, f"{replicas} replicas",
+            )  # fmt: skip
         finally:
-            signal.signal(signal.SIGINT, previous)
-            if bar is not None:
-                bar.close()
             for writer in writers:
                 writer.close()
     return SimulationReport(
         output=paths[0], log=log_path, steps=done, simulated_ps=done * dt_fs / 1000.0,
-        wall_seconds=time.monotonic() - start, interrupted=stop["requested"] and done < steps,
-        mean_temperature=float(np.mean(mean_t)) if mean_t else float("nan"),
+        wall_seconds=wall, interrupted=interrupted, mean_temperature=mean_t,
     )  # fmt: skip
 
 
@@ -436,10 +424,10 @@ def _rescaling(forecaster, energy_rescale: str | os.PathLike | None):
     return None if str(energy_rescale).lower() == "none" else energy_rescale
 
 
-def _default_tau(forecaster, tau: float | None) -> float:
+def _default_tau(forecaster, tau: float | None) -> float | None:
     """The thermostat time (fs): as asked, else the model card's recommendation
-    (``metadata['thermostat_tau_fs']``), else 10 strides (TrajCast's default)."""
+    (``metadata['thermostat_tau_fs']``), else None (the thermostat's own default)."""
     if tau is not None:
         return float(tau)
     recommended = getattr(forecaster, "metadata", {}).get("thermostat_tau_fs")
-    return float(recommended) if recommended else 10.0 * forecaster.timestep
+    return float(recommended) if recommended else None

@@ -75,10 +75,14 @@ class VerletNeighborList:
         cell: np.ndarray | None,
         pbc: np.ndarray | bool | None,
         ptr: np.ndarray | None = None,
+        rebuild: bool | None = None,
     ) -> Pairs:
-        """Pairs closer than ``cutoff + skin``, rebuilding the list only when needed."""
+        """Pairs closer than ``cutoff + skin``, rebuilding the list only when needed
+        (``rebuild``: a caller's own :meth:`needs_rebuild` answer, not computed twice)."""
         positions, cells, pbc, ptr = as_batch_arrays(positions, cell, pbc, ptr)
-        self.rebuilt = self.needs_rebuild(positions, cells, pbc, ptr)
+        if rebuild is None:
+            rebuild = self.needs_rebuild(positions, cells, pbc, ptr)
+        self.rebuilt = bool(rebuild) or self._pairs is None
         if self.rebuilt:
             reach = self.cutoff + self.skin
             self._pairs = Pairs(*build_pairs(positions, cells, pbc, ptr, reach))
