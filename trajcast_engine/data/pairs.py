@@ -182,11 +182,15 @@ def split_by_trajectory(
 
 def pair_statistics(pairs: list[TrainingPair], cutoff: float) -> dict[str, float]:
     """RMS displacement (Å) and new-velocity (Å/fs) components, the mean neighbour count
-    within ``cutoff`` and a speed-basis top of 4x the RMS speed of the lightest element."""
+    within ``cutoff`` (edges a pair already carries are taken as built at ``cutoff``) and
+    a speed-basis top of 4x the RMS speed of the lightest element."""
     dr = torch.cat([p.displacements for p in pairs])
     v = torch.cat([p.velocities for p in pairs])
     sample = pairs[:: max(1, len(pairs) // 50)]
-    edges = sum(p.graph.with_neighbors(cutoff).n_edges for p in sample)
+    edges = sum(
+        (p.graph if p.graph.edge_index is not None else p.graph.with_neighbors(cutoff)).n_edges
+        for p in sample
+    )
     atoms = sum(p.graph.n_atoms for p in sample)
     masses = torch.cat([p.graph.masses for p in pairs])
     speeds = torch.cat([p.graph.velocities.norm(dim=1) for p in pairs])

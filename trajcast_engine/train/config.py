@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def _check_types(cls: type, values: dict[str, Any], section: str) -> None:
 
 def _matches(value: Any, expected: Any) -> bool:
     origin = typing.get_origin(expected)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return any(_matches(value, arg) for arg in typing.get_args(expected))
     if expected is type(None):
         return value is None
