@@ -34,8 +34,8 @@ from integrators.guard import RolloutInstability
 from integrators.kinetics import kinetic_energies, thermal_velocities
 from trajcast_engine.graph import AtomicGraph
 from trajcast_engine.neighbors import VerletNeighborList
+from trajcast_engine.nn.conservative import ConservativePotential
 from trajcast_engine.nn.model_io import load_model
-from trajcast_engine.nn.potential import EquivariantPotential
 
 if TYPE_CHECKING:
     from integrators.rollout import ForecastRollout
@@ -44,19 +44,20 @@ if TYPE_CHECKING:
 class EnergyRescaler:
     """Keeps each system's total energy at its initial value (see the module docstring).
 
-    ``potential`` is an :class:`EquivariantPotential`, a model-file path or a shipped
+    ``potential`` is a :class:`ConservativePotential` (learned or Lennard-Jones), a
+    model-file path or a shipped
     model name; it runs on
     the rollout's device in its own dtype.
     """
 
-    def __init__(self, potential: EquivariantPotential | str | os.PathLike, skin: float = 1.0):
-        if not isinstance(potential, EquivariantPotential):
+    def __init__(self, potential: ConservativePotential | str | os.PathLike, skin: float = 1.0):
+        if not isinstance(potential, ConservativePotential):
             from trajcast_engine.models import SHIPPED, shipped_model_path
 
             if str(potential) in SHIPPED:
                 potential = shipped_model_path(str(potential))
             potential = load_model(potential)
-            if not isinstance(potential, EquivariantPotential):
+            if not isinstance(potential, ConservativePotential):
                 raise ValueError(f"{potential.source} holds a {potential.kind}, not a potential")
         self.potential = potential.eval()
         self.neighbors = VerletNeighborList(potential.config.cutoff, skin)

@@ -60,10 +60,14 @@ def load(path: str | os.PathLike, start: int = 0) -> TrajectoryData:
 
 
 def rdf(data: TrajectoryData, r_max: float | None = None, bin_width: float = 0.02):
-    """``(r, g)`` in Å over all frames (all atom pairs), with mdtraj."""
+    """``(r, g)`` in Å over all frames (all atom pairs), with mdtraj. For a molecule (no
+    cell) ``g`` is the pair-distance distribution instead, normalised to unit area, up to
+    ``r_max`` (default 10 Å)."""
     import mdtraj
 
     n = data.positions.shape[1]
+    if abs(np.linalg.det(data.cells[0])) < 1e-6:
+        return _pair_distance_distribution(data, 10.0 if r_max is None else r_max, bin_width)
     half = 0.5 * float(np.min(np.linalg.norm(data.cells[0], axis=1)))
     r_max = half if r_max is None else min(float(r_max), half)
     top = mdtraj.Topology()
@@ -76,6 +80,14 @@ def rdf(data: TrajectoryData, r_max: float | None = None, bin_width: float = 0.0
     bins = int(round(r_max / bin_width))
     r, g = mdtraj.compute_rdf(traj, pairs, r_range=(0.0, r_max / 10.0), n_bins=bins)
     return r * 10.0, g
+
+
+def _pair_distance_distribution(data: TrajectoryData, r_max: float, bin_width: float):
+    i, j = np.triu_indices(data.positions.shape[1], k=1)
+    distances = np.linalg.norm(data.positions[:, j] - data.positions[:, i], axis=-1)
+    edges = np.arange(0.0, float(r_max) + 0.5 * bin_width, bin_width)
+    counts, _ = np.histogram(distances, bins=edges)
+    return 0.5 * (edges[1:] + edges[:-1]), counts / (counts.sum() * bin_width)
 
 
 def first_peak(r: np.ndarray, g: np.ndarray) -> tuple[float, float]:
@@ -157,8 +169,12 @@ def temperature_summary(data: TrajectoryData, n_dof: int) -> dict[str, float]:
     }
 
 
-def compare(test: TrajectoryData, reference: TrajectoryData, n_dof: int) -> dict[str, Any]:
-    """The validation metrics of a rollout against reference MD of the same system."""
+def compare(
+    test: TrajectoryData, reference: TrajectoryData, n_dof: int, diffusion: bool = False
+) -> dict[str, Any]:
+    """The validation metrics of a rollout against reference MD of the same system;
+    ``diffusion=True`` (liquids) adds the diffusion coefficients and their relative
+    difference."""
     rdf_t, rdf_r = rdf(test), rdf(reference)
     (peak_t, height_t), (peak_r, height_r) = first_peak(*rdf_t), first_peak(*rdf_r)
     result: dict[str, Any] = {
@@ -173,4 +189,7 @@ def compare(test: TrajectoryData, reference: TrajectoryData, n_dof: int) -> dict
             "test": temperature_summary(test, n_dof),
             "reference": temperature_summary(reference, n_dof),
         }
+    if diffusion:
+        d_t, d_r = diffusion_coefficient(test), diffusion_coefficient(reference)
+        result["diffusion"] = {"test": d_t, "reference": d_r, "relative_error": d_t / d_r - 1}
     return result

@@ -17,8 +17,9 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from trajcast_engine.graph import from_atoms
 from trajcast_engine.neighbors import VerletNeighborList
+from trajcast_engine.nn.config import DTYPES
+from trajcast_engine.nn.conservative import ConservativePotential
 from trajcast_engine.nn.model_io import load_model
-from trajcast_engine.nn.potential import DTYPES, EquivariantPotential
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -33,7 +34,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 class TrajcastCalculator(Calculator):
-    """Energy, per-atom energies, forces and stress from an :class:`EquivariantPotential`.
+    """Energy, per-atom energies, forces and stress from a potential (the learned
+    ``EquivariantPotential`` or the exact ``LennardJonesPotential``).
 
     ``model`` is a model object or a model-file path; ``dtype`` ("float32"/"float64")
     overrides the model's own (a model object is converted in place, as
@@ -44,7 +46,7 @@ class TrajcastCalculator(Calculator):
 
     def __init__(
         self,
-        model: EquivariantPotential | str | os.PathLike,
+        model: ConservativePotential | str | os.PathLike,
         device: str | torch.device | None = "cpu",
         dtype: str | None = None,
         skin: float = 1.0,
@@ -52,9 +54,9 @@ class TrajcastCalculator(Calculator):
     ) -> None:
         super().__init__(**kwargs)
         self.device = resolve_device(device)
-        if not isinstance(model, EquivariantPotential):
+        if not isinstance(model, ConservativePotential):
             model = load_model(model)
-            if not isinstance(model, EquivariantPotential):
+            if not isinstance(model, ConservativePotential):
                 raise ValueError(f"{model.source} holds a {model.kind}, not a potential")
         if dtype is not None:
             if dtype not in DTYPES:

@@ -1,10 +1,12 @@
 """The ``trajcast`` command line.
 
-Sub-commands so far:
+Sub-commands:
 
 - ``trajcast simulate``: large-timestep MD with a forecaster (default: the shipped fcc-Cu
   model on its built-in 256-atom crystal at 300 K with a CSVR thermostat), written to an
   mdtraj HDF5 file with a log.
+- ``trajcast generate``: reference MD with an ASE calculator into training files.
+- ``trajcast train``, ``analyze``, ``repair``, ``models``, ``info``: see each ``--help``.
 - ``trajcast neighbors [STRUCTURE]``: build the neighbour list of a structure (any file
   ASE reads, or a built-in fcc Cu crystal) and report pair counts, neighbour statistics
   and build time.
@@ -143,6 +145,54 @@ def _simulate(args: argparse.Namespace) -> int:
             "(and the same options)"
         )
     return 130 if report.interrupted else 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from trajcast_engine.generate import generate
+
+    if args.config is not None:
+        _apply_config(args, args.subparser)
+    settings = {
+        "md_timestep": args.timestep,
+        "equilibration_steps": args.equilibration_steps,
+        "segments": args.segments,
+        "segment_steps": args.segment_steps,
+        "decorrelation_steps": args.decorrelation_steps,
+        "write_every": args.write_every,
+        "friction": args.friction,
+        "production": args.production,
+        "tau": args.tau,
+        "seed": args.seed,
+    }
+    if args.melt is not None:
+        try:
+            melt_t, _, melt_steps = str(args.melt).partition(":")
+            settings.update(melt_temperature=float(melt_t), melt_steps=int(melt_steps or 0))
+        except ValueError:
+            raise _fail(f"--melt is TEMPERATURE:STEPS, e.g. 300:2000, got {args.melt!r}") from None
+    start = time.monotonic()
+    try:
+        paths = generate(
+            args.structure,
+            calculator=args.calculator,
+            parameters=args.param,
+            temperature=args.temperature,
+            supercell=args.supercell,
+            output=args.output,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            **settings,
+        )
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as err:
+        raise _fail(str(err)) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted: segments finished so far are complete files; "
+                    "run again with --overwrite to start over") from None  # fmt: skip
+    print(f"{len(paths)} segment files in {time.monotonic() - start:.0f} s:")
+    for path in paths:
+        print(f"  {path}")
+    print("train on them with  trajcast train config.yaml  (trajcast train --print-config)")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -328,8 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--temperature",
-        default="300",
-        help="target in K, or START:END for a linear ramp (default 300)",
+        help="target in K, or START:END for a linear ramp (default: the model card's, else 300)",
     )
     sim.add_argument("--thermostat", choices=("none", "csvr", "langevin"), default="csvr")
     sim.add_argument(
@@ -366,6 +415,52 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--config", help="YAML file of these options (command line wins)")
     sim.set_defaults(handler=_simulate, subparser=sim)
+
+    gen = commands.add_parser(
+        "generate",
+        help="reference MD with an ASE calculator, written as training data",
+        description=(
+            "Classic MD with an ASE calculator at a fine step: NVT equilibration (Langevin), "
+            "then production segments in NVE (or CSVR), each an mdtraj HDF5 file with "
+            "positions, velocities and energies in full precision. With no options: EMT "
+            "on the 256-atom fcc Cu crystal at 300 K."
+        ),
+    )
+    gen.add_argument("--structure", help="any file ASE reads (default: 256-atom fcc Cu)")
+    gen.add_argument("--supercell", type=int, nargs=3, metavar=("NA", "NB", "NC"),
+                     help="repeat the structure NA x NB x NC times")  # fmt: skip
+    gen.add_argument(
+        "--calculator",
+        default="emt",
+        help="emt, asap-emt, lj, asap-lj, or module:Class of any ASE calculator (default emt)",
+    )
+    gen.add_argument("--param", action="append", metavar="KEY=VALUE",
+                     help="calculator parameter, repeatable (e.g. --param sigma=3.4)")  # fmt: skip
+    gen.add_argument("--temperature", default="300",
+                     help="K, or a comma list: one run per temperature (default 300)")  # fmt: skip
+    gen.add_argument("--timestep", type=float, default=2.0, help="MD step in fs (default 2)")
+    gen.add_argument("--melt", metavar="T:STEPS",
+                     help="first melt at T K for STEPS steps (liquids from a crystal)")  # fmt: skip
+    gen.add_argument("--equilibration-steps", type=int, default=2000,
+                     help="NVT steps before the first segment (default 2000)")  # fmt: skip
+    gen.add_argument("--segments", type=int, default=1, help="production segments (default 1)")
+    gen.add_argument("--segment-steps", type=int, default=5000,
+                     help="steps per segment (default 5000)")  # fmt: skip
+    gen.add_argument("--decorrelation-steps", type=int, default=500,
+                     help="NVT steps between segments (default 500)")  # fmt: skip
+    gen.add_argument("--write-every", type=int, default=1, help="write every n steps")
+    gen.add_argument("--friction", type=float, default=0.01,
+                     help="NVT Langevin friction in 1/fs (default 0.01)")  # fmt: skip
+    gen.add_argument("--production", choices=("nve", "csvr"), default="nve",
+                     help="segments in NVE (training data) or CSVR (validation)")  # fmt: skip
+    gen.add_argument("--tau", type=float, default=100.0, help="CSVR time in fs (default 100)")
+    gen.add_argument("--seed", type=int, default=0, help="velocities and Langevin noise")
+    gen.add_argument("--output", default="reference.h5",
+                     help="base name: files NAME_seg0.h5, ... (default reference.h5)")  # fmt: skip
+    gen.add_argument("--overwrite", action="store_true", help="replace existing files")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.add_argument("--config", help="YAML file of these options (command line wins)")
+    gen.set_defaults(handler=_generate, subparser=gen)
 
     tr = commands.add_parser(
         "train",

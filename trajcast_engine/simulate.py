@@ -91,7 +91,7 @@ def simulate(
     structure: str | os.PathLike | None = None,
     *,
     supercell: Sequence[int] | None = None,
-    temperature: float | str | tuple[float, float] = 300.0,
+    temperature: float | str | tuple[float, float] | None = None,
     thermostat: str = "csvr",
     tau: float | None = None,
     steps: int | None = None,
@@ -118,7 +118,10 @@ def simulate(
     takes the model card's recommendation, ``"none"`` turns it off.
     ``replicas > 1`` advances that many copies of the structure in one batched forward
     pass (each with its own velocities and seed ``seed + k``; ``temperature`` may list one
-    value per replica, comma-separated), writing ``{output stem}_r{k}.h5``."""
+    value per replica, comma-separated), writing ``{output stem}_r{k}.h5``.
+    ``temperature`` None takes the model card's (``metadata['temperature_K']``), else 300 K."""
+    if temperature is None:
+        temperature = default_temperature(model)
     if int(replicas) > 1:
         return _simulate_replicas(
             model, structure, supercell, temperature, thermostat, tau, steps, time_ps,
@@ -414,6 +417,22 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
         output=paths[0], log=log_path, steps=done, simulated_ps=done * dt_fs / 1000.0,
         wall_seconds=wall, interrupted=interrupted, mean_temperature=mean_t,
     )  # fmt: skip
+
+
+def default_temperature(model: Any) -> float:
+    """The temperature (K) a model's card recommends (its ``metadata['temperature_K']``;
+    e.g. a liquid's), else 300 K."""
+    if not isinstance(model, str | os.PathLike):  # a model object
+        metadata = getattr(model, "metadata", {})
+    else:
+        from trajcast_engine.models import SHIPPED, shipped_model_path
+        from trajcast_engine.nn.model_io import read_model_file
+
+        path = shipped_model_path(str(model)) if str(model) in SHIPPED else Path(model)
+        if not path.is_file():
+            return 300.0  # loading the model reports the missing file
+        metadata = read_model_file(path).get("metadata", {})
+    return float(metadata.get("temperature_K", 300.0))
 
 
 def _rescaling(forecaster, energy_rescale: str | os.PathLike | None):

@@ -1,6 +1,7 @@
 """Reference molecular dynamics with any ASE calculator, written as training data.
 
-A run is an NVT equilibration (Langevin at the target temperature, with the centre of
+A run is an optional melt (NVT at a high temperature, for a liquid started from a
+crystal), an NVT equilibration (Langevin at the target temperature, with the centre of
 mass fixed through ASE's ``FixCom`` constraint and ``fixcm=False``, the combination that
 samples NVT correctly in ASE 3.29) followed by ``segments`` production segments in NVE
 (velocity Verlet; or, for validation references, under the Bussi CSVR thermostat), each
@@ -12,7 +13,8 @@ the Langevin noise come from generators derived from ``seed``.
 
 Units: fs, K, Å. ``calculator`` is ``"emt"`` (ASE's EMT), ``"asap-emt"`` (asap3's
 compiled EMT, the ``[reference]`` extra), ``"lj"`` (ASE's Lennard-Jones with the given
-parameters) or any ASE calculator object.
+parameters), ``"asap-lj"`` (asap3's compiled Lennard-Jones, same parameter names), a
+``module:Class`` import path, or any ASE calculator object.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class ReferenceSettings:
     friction: float = 0.01  # 1/fs, Langevin during equilibration
     production: str = "nve"  # or "csvr": Bussi thermostat in the segments (validation runs)
     tau: float = 100.0  # fs, CSVR time of "csvr" production
+    melt_temperature: float | None = None  # K: first melt (liquids started from a crystal)
+    melt_steps: int = 0  # steps of NVT at melt_temperature before the equilibration
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -56,17 +60,28 @@ class ReferenceSettings:
             raise ValueError(f"temperature must be > 0 K, got {self.temperature}")
         if not self.md_timestep > 0:
             raise ValueError(f"md_timestep must be > 0 fs, got {self.md_timestep}")
-        for name in ("equilibration_steps", "segments", "segment_steps", "decorrelation_steps"):
+        for name in ("equilibration_steps", "segments", "segment_steps", "decorrelation_steps",
+                     "melt_steps"):  # fmt: skip
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.production not in ("nve", "csvr"):
             raise ValueError(f"production must be 'nve' or 'csvr', got {self.production!r}")
         if int(self.write_every) < 1 or int(self.segment_steps) < 1:
             raise ValueError("write_every and segment_steps must be >= 1")
+        if self.melt_temperature is not None and not self.melt_temperature > 0:
+            raise ValueError(f"melt_temperature must be > 0 K, got {self.melt_temperature}")
+
+    @property
+    def total_steps(self) -> int:
+        """MD steps of the whole run (melt, equilibration, segments, decorrelation)."""
+        melt = int(self.melt_steps) if self.melt_temperature is not None else 0
+        segments = int(self.segments)
+        return (melt + int(self.equilibration_steps) + segments * int(self.segment_steps)
+                + max(segments - 1, 0) * int(self.decorrelation_steps))  # fmt: skip
 
 
 def make_calculator(name: str | Calculator, **parameters: Any) -> Calculator:
-    """A calculator by name (``emt``, ``asap-emt``, ``lj``), an ``module:Class`` import
+    """A calculator by name (``emt``, ``asap-emt``, ``lj``, ``asap-lj``), a ``module:Class`` import
     path, or an object returned as it is."""
     if not isinstance(name, str):
         return name
@@ -74,7 +89,7 @@ def make_calculator(name: str | Calculator, **parameters: Any) -> Calculator:
     if key == "emt":
         from ase.calculators.emt import EMT
 
-        return EMT(**parameters)
+        return EMT(**_known(EMT, name, parameters))
     if key == "asap-emt":
         try:
             from asap3 import EMT as AsapEMT
@@ -83,10 +98,12 @@ def make_calculator(name: str | Calculator, **parameters: Any) -> Calculator:
                 "calculator 'asap-emt' needs asap3: pip install 'trajcast-engine[reference]'"
             ) from None
         return AsapEMT(**parameters)
+    if key == "asap-lj":
+        return _asap_lennard_jones(**parameters)
     if key == "lj":
         from ase.calculators.lj import LennardJones
 
-        return LennardJones(**parameters)
+        return LennardJones(**_known(LennardJones, name, parameters))
     if ":" in name:
         import importlib
 
@@ -96,8 +113,38 @@ def make_calculator(name: str | Calculator, **parameters: Any) -> Calculator:
         except (ImportError, AttributeError) as err:
             raise ValueError(f"cannot import calculator {name!r}: {err}") from None
     raise ValueError(
-        f"unknown calculator {name!r}: use emt, asap-emt, lj, or module:Class of an ASE calculator"
+        f"unknown calculator {name!r}: use {', '.join(CALCULATORS)}, "
+        "or module:Class of an ASE calculator"
     )
+
+
+CALCULATORS = ("emt", "asap-emt", "lj", "asap-lj")
+
+
+def _known(cls: type, name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """``parameters`` if ``cls`` knows them all (ASE calculators accept and ignore
+    unknown keyword arguments, which hides a typo)."""
+    unknown = sorted(set(parameters) - set(cls.default_parameters))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for calculator {name!r}; "
+                         f"known: {sorted(cls.default_parameters)}")  # fmt: skip
+    return parameters
+
+
+def _asap_lennard_jones(
+    sigma: float = 1.0, epsilon: float = 1.0, rc: float | None = None, elements=None
+) -> Calculator:
+    """asap3's compiled Lennard-Jones with ASE's parameter names (σ in Å, ε in eV, cutoff
+    ``rc`` in Å, default 3σ), energy shifted to zero at the cutoff; ``elements`` (atomic
+    numbers) defaults to argon."""
+    try:
+        from asap3 import LennardJones as AsapLJ
+    except ImportError:
+        raise ValueError(
+            "calculator 'asap-lj' needs asap3: pip install 'trajcast-engine[reference]'"
+        ) from None
+    return AsapLJ(list(elements or [18]), float(epsilon), float(sigma),
+                  rCut=float(rc if rc is not None else 3.0 * sigma), modified=True)  # fmt: skip
 
 
 def run_reference_md(
@@ -129,14 +176,14 @@ def run_reference_md(
         }
     }
 
-    def thermalise(steps: int, phase: str) -> None:
+    def thermalise(steps: int, phase: str, temperature: float = settings.temperature) -> None:
         if steps == 0:
             return
         atoms.set_constraint(FixCom())
         dyn = Langevin(
             atoms,
             dt,
-            temperature_K=settings.temperature,
+            temperature_K=temperature,
             friction=settings.friction / units.fs,
             fixcm=False,
             rng=np.random.default_rng(rng.integers(2**63)),
@@ -144,6 +191,8 @@ def run_reference_md(
         _run(dyn, steps, phase, progress)
         atoms.set_constraint()
 
+    if settings.melt_temperature is not None:
+        thermalise(int(settings.melt_steps), "melt", settings.melt_temperature)
     thermalise(int(settings.equilibration_steps), "equilibration")
     paths = []
     for k in range(int(settings.segments)):

@@ -13,6 +13,18 @@ from pathlib import Path
 SHIPPED = {
     "cu-emt-potential": ("cu_emt_potential.pt", "examples/fit_cu_emt_potential.py"),
     "cu-emt-forecaster": ("cu_emt_forecaster.pt", "examples/train_cu_emt_forecaster.py"),
+    "ar-lj-forecaster": ("ar_lj_forecaster.pt", "examples/train_ar_lj_forecaster.py"),
+    "ar-lj-potential": ("ar_lj_potential.pt", "examples/train_ar_lj_forecaster.py"),
+    "ala2-amber-forecaster": ("ala2_amber_forecaster.pt", "examples/train_ala2_forecaster.py"),
+}
+
+#: shipped name -> its built-in structure: a file under ``systems/`` or a builder
+SYSTEMS = {
+    "cu-emt-forecaster": "fcc-cu-256",
+    "cu-emt-potential": "fcc-cu-256",
+    "ar-lj-forecaster": "systems/liquid_argon_256.extxyz",
+    "ar-lj-potential": "systems/liquid_argon_256.extxyz",
+    "ala2-amber-forecaster": "systems/alanine_dipeptide.pdb",
 }
 
 
@@ -37,17 +49,18 @@ def default_system(name: str):
     """The built-in structure of a shipped model (an ``ase.Atoms``), for ``trajcast
     simulate`` without ``--structure``."""
     from ase.build import bulk
+    from ase.io import read
 
-    systems = {
-        "cu-emt-forecaster": lambda: bulk("Cu", "fcc", a=3.61, cubic=True).repeat(4),
-        "cu-emt-potential": lambda: bulk("Cu", "fcc", a=3.61, cubic=True).repeat(4),
-    }
-    if name not in systems:
+    if name not in SYSTEMS:
         raise ValueError(
             f"the model {name!r} has no built-in structure: give one with --structure "
-            f"(built-in structures exist for {sorted(systems)})"
+            f"(built-in structures exist for {sorted(SYSTEMS)})"
         )
-    return systems[name]()
+    if SYSTEMS[name] == "fcc-cu-256":
+        return bulk("Cu", "fcc", a=3.61, cubic=True).repeat(4)
+    atoms = read(str(resources.files(__name__).joinpath(SYSTEMS[name])))
+    atoms.calc = None
+    return atoms
 
 
 def model_card(name: str) -> str:

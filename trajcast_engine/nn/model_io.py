@@ -24,9 +24,11 @@ FORMAT_VERSION = 1
 
 def _model_classes() -> dict[str, type[nn.Module]]:
     from trajcast_engine.nn.forecaster import TrajCastForecaster
+    from trajcast_engine.nn.lennard_jones import LennardJonesPotential
     from trajcast_engine.nn.potential import EquivariantPotential
 
-    return {cls.kind: cls for cls in (EquivariantPotential, TrajCastForecaster)}
+    kinds = (EquivariantPotential, TrajCastForecaster, LennardJonesPotential)
+    return {cls.kind: cls for cls in kinds}
 
 
 def save_model(

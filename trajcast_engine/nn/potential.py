@@ -6,12 +6,8 @@ Energy model (Batzner et al., Nat. Commun. 13, 2453 (2022)):
 
 where ``ε_i`` is the scalar read out from the last interaction layer, ``σ`` and ``μ`` a
 scale and shift fixed from training data, and ``e_Z`` per-species reference energies.
-Forces are ``F_i = -∂E/∂r_i`` (autograd). The stress is the strain derivative
-
-    σ_ab = (1 / V) ∂E/∂ε_ab,   r -> r (1 + ε),  cell -> cell (1 + ε),  ε symmetric,
-
-with ``V`` the cell volume (ASE's sign convention: positive under tension); it is defined
-for fully periodic systems only. Units: Å, eV, eV/Å, eV/Å³.
+Forces and stress are derivatives of this energy
+(:class:`~trajcast_engine.nn.conservative.ConservativePotential`). Units: Å, eV, eV/Å, eV/Å³.
 """
 
 from __future__ import annotations
@@ -25,9 +21,9 @@ from torch import Tensor, nn
 
 from trajcast_engine.graph import AtomicGraph
 from trajcast_engine.nn.config import DTYPES, ModelConfig, SpeciesIndex
+from trajcast_engine.nn.conservative import ConservativePotential
 from trajcast_engine.nn.interaction import InteractionBlock, hidden_irreps
 from trajcast_engine.nn.radial import RadialEmbedding
-from trajcast_engine.nn.scatter import scatter_sum
 
 
 @dataclass
@@ -47,7 +43,7 @@ class PotentialConfig(ModelConfig):
             raise ValueError("reference_energies needs one value per species")
 
 
-class EquivariantPotential(nn.Module):
+class EquivariantPotential(ConservativePotential):
     """Energy, per-atom energies, forces and stress of a batch of systems.
 
     Call it on an :class:`AtomicGraph` with edges (``graph.with_neighbors(cutoff)`` or a
@@ -92,10 +88,6 @@ class EquivariantPotential(nn.Module):
         self.register_buffer("reference_energies", torch.tensor(c.reference_energies))
         self.to(dtype)
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return DTYPES[self.config.dtype]
-
     def set_normalization(
         self,
         avg_num_neighbors: float,
@@ -113,56 +105,6 @@ class EquivariantPotential(nn.Module):
         self.energy_scale.fill_(energy_scale)
         self.energy_shift.fill_(energy_shift)
         self.reference_energies.copy_(torch.tensor(reference_energies))
-
-    def species_indices(self, atomic_numbers: Tensor) -> Tensor:
-        """Model index of each atom; ``ValueError`` naming elements it was not trained on."""
-        return self.species_index(atomic_numbers)
-
-    def forward(
-        self, graph: AtomicGraph, compute_forces: bool = True, compute_stress: bool = False
-    ) -> dict[str, Tensor]:
-        """``energy`` (S,), ``energies`` (N,), and ``forces`` (N, 3) / ``stress``
-        (S, 3, 3) when asked. Gradients keep their graph while the model is training."""
-        if graph.edge_index is None or graph.edge_shift is None:
-            raise ValueError("the graph has no edges: build them with graph.with_neighbors()")
-        if graph.dtype != self.dtype:
-            raise ValueError(f"graph is {graph.dtype}, the model is {self.dtype}: graph.to()")
-        index = self.species_indices(graph.species)
-        positions, cell = graph.positions, graph.cell
-        inputs = []
-        if compute_forces or compute_stress:
-            positions = positions.detach().requires_grad_(True)
-            inputs.append(positions)
-        if compute_stress:
-            periodic = graph.pbc.all(dim=1)
-            if not bool(periodic.all()):
-                s = int(torch.nonzero(~periodic)[0])
-                raise ValueError(
-                    f"stress is undefined for system {s}: it is not periodic in all three "
-                    "directions"
-                )
-            strain = torch.zeros_like(cell).requires_grad_(True)
-            symmetric = 0.5 * (strain + strain.transpose(1, 2))
-            positions = positions + torch.einsum(
-                "ni,nij->nj", positions, symmetric[graph.system_idx]
-            )
-            cell = cell + torch.bmm(cell, symmetric)
-            inputs.append(strain)
-
-        energies = self.atomic_energies(graph.replace(positions=positions, cell=cell), index)
-        energy = scatter_sum(energies, graph.system_idx, graph.n_systems)
-        out = {"energy": energy, "energies": energies}
-        if inputs:
-            grads = torch.autograd.grad(
-                energy.sum(), inputs, create_graph=self.training, allow_unused=True
-            )
-            if compute_forces:
-                forces = grads[0]
-                out["forces"] = -forces if forces is not None else torch.zeros_like(positions)
-            if compute_stress:
-                volume = torch.linalg.det(graph.cell).abs()
-                out["stress"] = grads[-1] / volume[:, None, None]
-        return out
 
     def atomic_energies(self, graph: AtomicGraph, index: Tensor) -> Tensor:
         """(N,) per-atom energies in eV."""

@@ -4,7 +4,8 @@
     model:    {...}                   # ForecasterConfig / PotentialConfig fields
     training: {...}                   # ForecastFitSettings / FitSettings fields
     data:
-      trajectories: [a.h5, b.h5]      # forecaster: trajectories with velocities
+      trajectories: [a.h5, "ref_*_seg*.h5"]  # forecaster: trajectories with velocities
+                                      # (relative to this file; patterns expand)
       frames: [labelled.extxyz]       # potential: frames with energies and forces
     output: model.pt
 
@@ -105,11 +106,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     sources = data.get(data_key)
     if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
         raise ValueError(f"data.{data_key} must be a non-empty list of file paths")
-    base = path.parent
-    resolved = [str((base / s) if not Path(s).is_absolute() else Path(s)) for s in sources]
-    missing = [s for s in resolved if not Path(s).is_file()]
-    if missing:
-        raise FileNotFoundError(f"data file not found: {missing[0]}")
+    resolved = _expand_sources(sources, path.parent)
     output = raw.get("output", f"{kind}.pt")
     if not isinstance(output, str):
         raise ValueError(f"output must be a file path, got {output!r}")
@@ -118,8 +115,27 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         "model": config_cls(**model),
         "training": settings_cls(**training),
         "sources": resolved,
-        "output": base / output,
+        "output": path.parent / output,
     }
+
+
+def _expand_sources(sources: list[str], base: Path) -> list[str]:
+    """Paths relative to the config's folder; shell patterns (``*``, ``?``, ``[...]``)
+    expand to the sorted files they match."""
+    resolved = []
+    for source in sources:
+        full = Path(source) if Path(source).is_absolute() else base / source
+        if any(c in source for c in "*?["):
+            pattern = str(full.relative_to(full.anchor))
+            matches = sorted(str(p) for p in Path(full.anchor).glob(pattern))
+            if not matches:
+                raise FileNotFoundError(f"no data file matches {source!r} (in {base})")
+            resolved += matches
+        elif not full.is_file():
+            raise FileNotFoundError(f"data file not found: {full}")
+        else:
+            resolved.append(str(full))
+    return resolved
 
 
 def _scalar(value: Any) -> str:
@@ -145,5 +161,9 @@ def default_config(kind: str = "forecaster") -> str:
     lines.append("training:")
     for f in dataclasses.fields(settings_cls):
         lines.append(f"  {f.name}: {_scalar(f.default)}")
-    lines += ["data:", f"  {data_key}: [run_seg0.h5, run_seg1.h5]", f"output: {kind}.pt"]
+    lines += [
+        "data:  # paths relative to this file; patterns such as *_seg*.h5 expand",
+        f'  {data_key}: ["reference_seg*.h5"]  # e.g. the files of trajcast generate',
+        f"output: {kind}.pt",
+    ]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,188 @@
+"""Regenerate the reference data of the shipped alanine-dipeptide forecaster and retrain it.
+
+Reference: alanine dipeptide (Ace-Ala-NMe, 22 atoms) in vacuum with OpenMM's amber14
+force field, fully flexible (no constraints), MD step 0.5 fs. The structure is the shipped
+``trajcast_engine/models/systems/alanine_dipeptide.pdb`` (built from SMILES with RDKit and
+minimised in amber14 by ``--rebuild-structure``). Each temperature: 10 ps NVT equilibration,
+then eight 50 ps NVE segments separated by 2 ps of NVT, frames every 10 steps (5 fs).
+The forecaster strides 10 reference steps (5 fs), keeps momentum and angular momentum, and
+is trained on pairs every ``--every`` frames with time-reversal augmentation; whole segments
+are held out for validation.
+
+    pip install 'trajcast-engine[reference]'              # openmm
+    python examples/train_ala2_forecaster.py                # data (about 15 min), training
+    python examples/train_ala2_forecaster.py --minutes 5    # a shorter training budget
+
+Writes the data under ``runs/ala2_amber_05fs/`` and the model to
+``trajcast_engine/models/ala2_amber_forecaster.pt`` (``--output`` to put it elsewhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ase.io import read
+
+from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+from trajcast_engine.nn.forecaster import ForecasterConfig
+from trajcast_engine.train.fit_forecaster import ForecastFitSettings, fit_forecaster
+
+TEMPERATURES = (300, 400)
+ROOT = Path(__file__).resolve().parents[1]
+STRUCTURE = ROOT / "trajcast_engine" / "models" / "systems" / "alanine_dipeptide.pdb"
+CALCULATOR = "trajcast_engine.data.openmm_calculator:OpenMMCalculator"
+SEGMENTS = 8
+
+
+def build_structure(path: Path) -> None:
+    """Ace-Ala-NMe from SMILES (RDKit, L-alanine), typed and minimised with amber14."""
+    import numpy as np
+    import openmm
+    from openmm import app, unit
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    heavy = [("ACE", "CH3"), ("ACE", "C"), ("ACE", "O"), ("ALA", "N"), ("ALA", "CA"),
+             ("ALA", "CB"), ("ALA", "C"), ("ALA", "O"), ("NME", "N"), ("NME", "CH3")]  # fmt: skip
+    hydrogens = {0: ("ACE", ["HH31", "HH32", "HH33"]), 3: ("ALA", ["H"]), 4: ("ALA", ["HA"]),
+                 5: ("ALA", ["HB1", "HB2", "HB3"]), 8: ("NME", ["H"]),
+                 9: ("NME", ["HH31", "HH32", "HH33"])}  # fmt: skip
+    mol = Chem.AddHs(Chem.MolFromSmiles("CC(=O)N[C@@H](C)C(=O)NC"))
+    AllChem.EmbedMolecule(mol, randomSeed=7)
+    AllChem.MMFFOptimizeMolecule(mol)
+    spec = {i: (res, name, name[0]) for i, (res, name) in enumerate(heavy)}
+    taken: dict[int, int] = {}
+    for atom in mol.GetAtoms():
+        if atom.GetSymbol() == "H":
+            parent = atom.GetNeighbors()[0].GetIdx()
+            res, names = hydrogens[parent]
+            taken[parent] = taken.get(parent, 0) + 1
+            spec[atom.GetIdx()] = (res, names[taken[parent] - 1], "H")
+    topology = app.Topology()
+    chain = topology.addChain()
+    atoms = {}
+    for res_name in ("ACE", "ALA", "NME"):  # atoms of a residue must be contiguous
+        residue = topology.addResidue(res_name, chain)
+        for i in sorted(spec):
+            if spec[i][0] == res_name:
+                element = app.Element.getBySymbol(spec[i][2])
+                atoms[i] = topology.addAtom(spec[i][1], element, residue)
+    for bond in mol.GetBonds():
+        topology.addBond(atoms[bond.GetBeginAtomIdx()], atoms[bond.GetEndAtomIdx()])
+    order = sorted(atoms, key=lambda i: atoms[i].index)
+    positions = np.asarray(mol.GetConformer().GetPositions())[order] * 0.1  # nm
+    system = app.ForceField("amber14-all.xml").createSystem(topology, constraints=None)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001))
+    context.setPositions(positions)
+    openmm.LocalEnergyMinimizer.minimize(context)
+    state = context.getState(getPositions=True)
+    with open(path, "w") as handle:
+        app.PDBFile.writeFile(
+            topology, state.getPositions().value_in_unit(unit.angstrom) * unit.angstrom, handle
+        )  # noqa: E501
+
+
+def generate(data: Path, segment_steps: int) -> list[Path]:
+    data.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, temperature in enumerate(TEMPERATURES):
+        expected = [data / f"ala2_{temperature}K_seg{s}.h5" for s in range(SEGMENTS)]
+        if all(p.is_file() for p in expected):
+            paths += expected
+            continue
+        settings = ReferenceSettings(
+            temperature=temperature,
+            md_timestep=0.5,
+            equilibration_steps=20000,
+            segments=SEGMENTS,
+            segment_steps=segment_steps,
+            decorrelation_steps=4000,
+            write_every=10,
+            seed=400 + k,
+        )
+        start = time.monotonic()
+        paths += run_reference_md(
+            read(STRUCTURE), CALCULATOR, settings, data / f"ala2_{temperature}K.h5",
+            overwrite=True, calculator_parameters={"pdb": str(STRUCTURE)},
+        )  # fmt: skip
+        print(f"reference MD at {temperature} K: {time.monotonic() - start:.0f} s", flush=True)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "runs" / "ala2_amber_05fs")
+    parser.add_argument(
+        "--output", type=Path,
+        default=ROOT / "trajcast_engine" / "models" / "ala2_amber_forecaster.pt",
+    )  # fmt: skip
+    parser.add_argument("--minutes", type=float, default=60.0, help="training time budget")
+    parser.add_argument("--every", type=int, default=8, help="start a pair every n frames")
+    parser.add_argument("--segment-steps", type=int, default=100000)
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--noise", type=float, default=0.002, help="training position noise, Å")
+    parser.add_argument("--init-from", help="continue from this model file's weights")
+    parser.add_argument("--data-only", action="store_true", help="generate the data and stop")
+    parser.add_argument("--rebuild-structure", action="store_true",
+                        help="rebuild the PDB from SMILES (needs rdkit)")  # fmt: skip
+    args = parser.parse_args()
+
+    if args.rebuild_structure:
+        build_structure(STRUCTURE)
+    sources = generate(args.data, args.segment_steps)
+    if args.data_only:
+        return
+    config = ForecasterConfig(
+        species=[1, 6, 7, 8],
+        cutoff=5.0,
+        lmax=2,
+        channels=16,
+        num_layers=3,
+        radial_hidden=32,
+        radial_layers=2,
+        both_parities=False,
+        dtype="float32",
+        md_timestep=0.5,
+        stride=10,
+        conserve_angular_momentum=True,
+    )
+    settings = ForecastFitSettings(
+        epochs=args.epochs,
+        batch_size=16,
+        learning_rate=5e-3,
+        validation_fraction=0.15,
+        lr_patience=2,
+        early_stopping=6,
+        ema_decay=0.99,
+        every=args.every,
+        time_reversal=True,
+        max_seconds=60.0 * args.minutes,
+        position_noise=args.noise,
+        init_from=args.init_from,
+    )
+
+    def log(row: dict) -> None:
+        print(
+            f"epoch {row['epoch']:3d}  train {row['train_loss']:.4f}  val {row['val_loss']:.4f}"
+            f"  Δr rmse {row['val_displacement_mse'] ** 0.5:.4f} Å"
+            f"  |Δv|/|v| {row['val_velocity_relative']:.4f}  lr {row['lr']:.1e}"
+            f"  {row['seconds']:.0f} s",
+            flush=True,
+        )
+
+    metadata = {
+        "name": "ala2-amber-forecaster",
+        "system": "alanine dipeptide (Ace-Ala-NMe, 22 atoms) in vacuum, 300-400 K",
+        "reference": "OpenMM amber14 (flexible, no constraints), 0.5 fs step",
+        "script": "examples/train_ala2_forecaster.py",
+        "thermostat_tau_fs": 100.0,
+    }
+    result = fit_forecaster(sources, config, settings, args.output, log, metadata)
+    print("validation:", result.validation)
+    print("saved", args.output)
+
+
+if __name__ == "__main__":
+    main()

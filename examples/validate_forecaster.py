@@ -1,0 +1,173 @@
+"""Validate a shipped forecaster against held-out reference MD, and time it.
+
+For each temperature: fresh reference MD (seeds never used in training; NVT equilibration,
+then CSVR at the reference step, frames every stride) against a forecaster rollout under
+CSVR from the model's built-in structure. Compared: RDF (integrated absolute difference
+∫|Δg| dr and first peak; for the molecule the pair-distance distribution), VDOS overlap,
+mean temperature and its fluctuation against the canonical T·sqrt(2/N_dof), and for the
+liquid the diffusion coefficient. The speed-up is simulated ps per wall second of the
+forecaster against classic MD with the companion (the ML potential where the model card
+names one, else the reference calculator itself) at the reference step, same process.
+
+    python examples/validate_forecaster.py cu-emt-forecaster --steps 1000
+    python examples/validate_forecaster.py ar-lj-forecaster --steps 2500
+    python examples/validate_forecaster.py ala2-amber-forecaster --steps 20000
+    python examples/validate_forecaster.py ar-lj-forecaster --steps 100   # quick look
+
+Prints a table and writes ``runs/validation_{model}.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import units
+from ase.md.verlet import VelocityVerlet
+
+from trajcast_engine import analysis
+from trajcast_engine.data.reference_md import (
+    ReferenceSettings,
+    make_calculator,
+    run_reference_md,
+    thermalize,
+)
+from trajcast_engine.models import SYSTEMS, default_system, shipped_model_path
+from trajcast_engine.nn.model_io import read_model_file
+from trajcast_engine.simulate import simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+ALA2 = str(ROOT / "trajcast_engine" / "models" / SYSTEMS["ala2-amber-forecaster"])
+
+
+@dataclass
+class Setup:
+    """How one model is validated: its reference calculator and run lengths."""
+
+    calculator: str
+    parameters: dict = field(default_factory=dict)
+    temperatures: tuple[float, ...] = (300.0,)
+    tau_fs: float = 200.0
+    equilibration_steps: int = 4000
+    companion: str | None = None  # an ML potential for the speed-up, else the reference
+    liquid: bool = False
+
+
+SETUPS = {
+    "cu-emt-forecaster": Setup(
+        "asap-emt", temperatures=(300.0, 600.0), companion="cu-emt-potential"
+    ),  # fmt: skip
+    "ar-lj-forecaster": Setup(
+        "asap-lj",
+        {"sigma": 3.40, "epsilon": 0.0104, "rc": 10.2},
+        temperatures=(100.0,),
+        equilibration_steps=2500,
+        liquid=True,
+    ),  # fmt: skip
+    "ala2-amber-forecaster": Setup(
+        "trajcast_engine.data.openmm_calculator:OpenMMCalculator",
+        {"pdb": ALA2},
+        tau_fs=100.0,
+        equilibration_steps=10000,
+    ),  # fmt: skip
+}
+
+
+def classic_md_ps_per_second(model: str, setup: Setup, md_step: float, temperature: float,
+                             steps: int) -> float:  # fmt: skip
+    """Simulated ps per wall second of velocity Verlet with the companion."""
+    atoms = default_system(model)
+    thermalize(atoms, temperature, np.random.default_rng(0))
+    if setup.companion is not None:
+        from trajcast_engine.calculator import TrajcastCalculator
+
+        atoms.calc = TrajcastCalculator(shipped_model_path(setup.companion))
+    else:
+        atoms.calc = make_calculator(setup.calculator, **setup.parameters)
+    dyn = VelocityVerlet(atoms, md_step * units.fs)
+    dyn.run(2)  # warm-up
+    start = time.perf_counter()
+    dyn.run(steps)
+    return steps * md_step * 1e-3 / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=sorted(SETUPS))
+    parser.add_argument("--temperatures", type=float, nargs="+")
+    parser.add_argument("--steps", type=int, default=1000, help="forecaster steps")
+    parser.add_argument("--burn", type=int, default=50, help="forecaster steps to discard")
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    setup = SETUPS[args.model]
+    output = args.output or ROOT / "runs" / f"validation_{args.model}.json"
+    config = read_model_file(shipped_model_path(args.model))["config"]
+    md_step, stride = float(config["md_timestep"]), int(config["stride"])
+    periodic = default_system(args.model).pbc.all()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for k, temperature in enumerate(args.temperatures or setup.temperatures):
+            settings = ReferenceSettings(
+                temperature=temperature,
+                md_timestep=md_step,
+                equilibration_steps=setup.equilibration_steps,
+                segments=1,
+                segment_steps=stride * (args.steps + args.burn),
+                write_every=stride,
+                production="csvr",
+                tau=setup.tau_fs,
+                seed=9000 + k,
+            )
+            start = time.perf_counter()
+            ref_path = run_reference_md(
+                default_system(args.model), setup.calculator, settings, tmp / f"ref{k}.h5",
+                calculator_parameters=setup.parameters,
+            )[0]  # fmt: skip
+            print(f"reference MD at {temperature:g} K: {time.perf_counter() - start:.0f} s")
+            out = tmp / f"fc{k}.h5"
+            report = simulate(args.model, temperature=temperature, tau=setup.tau_fs,
+                              steps=args.steps + args.burn, output=out, seed=k,
+                              progress=False)  # fmt: skip
+            n = len(default_system(args.model))
+            n_dof = 3 * n - (3 if periodic else 6)
+            reference = analysis.load(ref_path, start=args.burn)
+            rollout = analysis.load(out, start=args.burn)
+            metrics = analysis.compare(rollout, reference, n_dof, diffusion=setup.liquid)
+            forecaster_rate = report.simulated_ps / report.wall_seconds
+            classic_rate = classic_md_ps_per_second(
+                args.model, setup, md_step, temperature, steps=20 if setup.companion else 2000
+            )
+            metrics["speed"] = {
+                "forecaster_ps_per_s": forecaster_rate,
+                "classic_md_ps_per_s": classic_rate,
+                "companion": setup.companion or setup.calculator,
+                "speed_up": forecaster_rate / classic_rate,
+            }
+            metrics["rollout_ps"] = args.steps * stride * md_step / 1000
+            results[f"{temperature:g} K"] = metrics
+            t, ref = metrics["temperature"]["test"], metrics["temperature"]["reference"]
+            peak = metrics["rdf_first_peak"]
+            line = (
+                f"{temperature:6.0f} K  RDF ∫|Δg| {metrics['rdf_integrated_abs_difference']:.4f}"
+                f"  peak {peak['test']:.3f}/{peak['reference']:.3f} Å"
+                f"  VDOS overlap {metrics['vdos_overlap']:.3f}"
+                f"  T {t['mean']:.1f}±{t['std']:.1f} (ref {ref['mean']:.1f}±{ref['std']:.1f},"
+                f" canonical σ {t['canonical_std']:.1f})"
+            )
+            if "diffusion" in metrics:
+                d = metrics["diffusion"]
+                line += f"  D {d['test']:.3f}/{d['reference']:.3f} e-9 m²/s"
+            print(line + f"  speed-up {metrics['speed']['speed_up']:.2f}x", flush=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2))
+    print("wrote", output)
+
+
+if __name__ == "__main__":
+    main()

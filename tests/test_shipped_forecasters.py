@@ -1,0 +1,74 @@
+"""Fast physics checks of the shipped forecasters against fresh reference MD.
+
+Short versions of ``examples/validate_forecaster.py`` (whose full output is in each model
+card): a thermostatted rollout from the model's built-in structure against reference MD
+of the same system and temperature with the reference calculator that installs with the
+test extras. Tolerances are loose (a few ps: the mean temperature of a 256-atom system over 3 ps
+scatters by about 2% between seeds) but each catches a broken model: a
+forecaster that cools, heats, freezes the liquid or loses its spectrum fails them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from trajcast_engine import analysis
+from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+from trajcast_engine.models import default_system, shipped_model_available
+from trajcast_engine.simulate import simulate
+
+pytestmark = pytest.mark.slow
+
+
+def rollout_and_reference(tmp_path, model, calculator, parameters, temperature, md_step,
+                          stride, steps, burn, tau, equilibration, reference_frames):  # fmt: skip
+    if not shipped_model_available(model):
+        pytest.skip(f"{model} is not built")
+    settings = ReferenceSettings(
+        temperature=temperature, md_timestep=md_step, equilibration_steps=equilibration,
+        segments=1, segment_steps=stride * reference_frames, write_every=stride,
+        production="csvr", tau=tau, seed=4242,
+    )  # fmt: skip
+    ref = run_reference_md(default_system(model), calculator, settings, tmp_path / "ref.h5",
+                           calculator_parameters=parameters)[0]  # fmt: skip
+    report = simulate(model, temperature=temperature, steps=steps + burn,
+                      output=tmp_path / "fc.h5", seed=5, progress=False)  # fmt: skip
+    assert report.steps == steps + burn  # no instability
+    return analysis.load(tmp_path / "fc.h5", start=burn), analysis.load(ref)
+
+
+def test_liquid_argon_forecaster_reproduces_lennard_jones_md(tmp_path):
+    rollout, reference = rollout_and_reference(
+        tmp_path, "ar-lj-forecaster", "lj", {"sigma": 3.40, "epsilon": 0.0104, "rc": 10.2},
+        temperature=100.0, md_step=2.0, stride=10, steps=250, burn=25, tau=200.0,
+        equilibration=500, reference_frames=200,
+    )  # fmt: skip
+    metrics = analysis.compare(rollout, reference, 3 * 256 - 3, diffusion=True)
+    t = metrics["temperature"]["test"]
+    assert t["mean"] == pytest.approx(100.0, rel=0.05)
+    assert metrics["vdos_overlap"] > 0.9
+    assert abs(metrics["diffusion"]["relative_error"]) < 0.3
+    peak = metrics["rdf_first_peak"]
+    assert peak["test"] == pytest.approx(peak["reference"], abs=0.2)
+    assert metrics["rdf_integrated_abs_difference"] < 0.4
+
+
+@pytest.fixture(scope="module")
+def copper(tmp_path_factory):
+    rollout, reference = rollout_and_reference(
+        tmp_path_factory.mktemp("cu"), "cu-emt-forecaster", "emt", {}, temperature=300.0,
+        md_step=1.0, stride=20, steps=150, burn=50, tau=200.0, equilibration=500,
+        reference_frames=60,
+    )  # fmt: skip
+    return analysis.compare(rollout, reference, 3 * 256 - 3)
+
+
+def test_copper_forecaster_keeps_temperature_and_crystal(copper):
+    assert copper["temperature"]["test"]["mean"] == pytest.approx(300.0, rel=0.05)
+    peak = copper["rdf_first_peak"]
+    assert peak["test"] == pytest.approx(peak["reference"], abs=0.05)
+
+
+@pytest.mark.xfail(strict=True, reason="the spectrum target is not met yet (model card)")
+def test_copper_forecaster_vibrational_spectrum(copper):
+    assert copper["vdos_overlap"] >= 0.95
