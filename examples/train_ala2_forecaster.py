@@ -178,6 +178,7 @@ def main() -> None:
         "reference": "OpenMM amber14 (flexible, no constraints), 0.5 fs step",
         "script": "examples/train_ala2_forecaster.py",
         "thermostat_tau_fs": 100.0,
+        "energy_rescale": "openmm",  # the reference itself, on the PDB structure
     }
     result = fit_forecaster(sources, config, settings, args.output, log, metadata)
     print("validation:", result.validation)

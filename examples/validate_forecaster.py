@@ -11,7 +11,8 @@ names one, else the reference calculator itself) at the reference step, same pro
 
     python examples/validate_forecaster.py cu-emt-forecaster --steps 1000
     python examples/validate_forecaster.py ar-lj-forecaster --steps 2500
-    python examples/validate_forecaster.py ala2-amber-forecaster --steps 20000
+    python examples/validate_forecaster.py ala2-amber-forecaster --steps 4000 \
+        --model-file trajcast_engine/models/ala2_amber_forecaster.pt   # not shipped yet
     python examples/validate_forecaster.py ar-lj-forecaster --steps 100   # quick look
 
 Prints a table and writes ``runs/validation_{model}.json``.
@@ -37,12 +38,12 @@ from trajcast_engine.data.reference_md import (
     run_reference_md,
     thermalize,
 )
-from trajcast_engine.models import SYSTEMS, default_system, shipped_model_path
+from trajcast_engine.models import default_system, shipped_model_path, system_file
 from trajcast_engine.nn.model_io import read_model_file
 from trajcast_engine.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-ALA2 = str(ROOT / "trajcast_engine" / "models" / SYSTEMS["ala2-amber-forecaster"])
+ALA2 = str(system_file("ala2-amber-forecaster"))
 
 
 @dataclass
@@ -99,6 +100,7 @@ def classic_md_ps_per_second(model: str, setup: Setup, md_step: float, temperatu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=sorted(SETUPS))
+    parser.add_argument("--model-file", type=Path, help="validate this file with the setup")
     parser.add_argument("--temperatures", type=float, nargs="+")
     parser.add_argument("--steps", type=int, default=1000, help="forecaster steps")
     parser.add_argument("--burn", type=int, default=50, help="forecaster steps to discard")
@@ -106,12 +108,18 @@ def main() -> None:
     args = parser.parse_args()
     setup = SETUPS[args.model]
     output = args.output or ROOT / "runs" / f"validation_{args.model}.json"
-    config = read_model_file(shipped_model_path(args.model))["config"]
+    model = args.model_file or shipped_model_path(args.model)
+    config = read_model_file(model)["config"]
     md_step, stride = float(config["md_timestep"]), int(config["stride"])
     periodic = default_system(args.model).pbc.all()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        try:
+            structure = system_file(args.model)
+        except ValueError:  # a built crystal: hand it over as a file
+            structure = tmp / "structure.extxyz"
+            default_system(args.model).write(structure)
         for k, temperature in enumerate(args.temperatures or setup.temperatures):
             settings = ReferenceSettings(
                 temperature=temperature,
@@ -131,7 +139,7 @@ def main() -> None:
             )[0]  # fmt: skip
             print(f"reference MD at {temperature:g} K: {time.perf_counter() - start:.0f} s")
             out = tmp / f"fc{k}.h5"
-            report = simulate(args.model, temperature=temperature, tau=setup.tau_fs,
+            report = simulate(model, structure, temperature=temperature, tau=setup.tau_fs,
                               steps=args.steps + args.burn, output=out, seed=k,
                               progress=False)  # fmt: skip
             n = len(default_system(args.model))

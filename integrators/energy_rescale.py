@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from ase.calculators.calculator import Calculator
 from torch import Tensor
 
 from integrators.guard import RolloutInstability
@@ -44,13 +45,23 @@ if TYPE_CHECKING:
 class EnergyRescaler:
     """Keeps each system's total energy at its initial value (see the module docstring).
 
-    ``potential`` is a :class:`ConservativePotential` (learned or Lennard-Jones), a
-    model-file path or a shipped
-    model name; it runs on
-    the rollout's device in its own dtype.
+    ``potential`` is a :class:`ConservativePotential` (learned or Lennard-Jones; it runs
+    on the rollout's device in its own dtype), a model-file path or a shipped model name,
+    or an ASE calculator (e.g. the reference force field itself; called once per system
+    and step, on the host).
     """
 
-    def __init__(self, potential: ConservativePotential | str | os.PathLike, skin: float = 1.0):
+    def __init__(
+        self, potential: ConservativePotential | Calculator | str | os.PathLike, skin: float = 1.0
+    ):
+        self.calculator: Calculator | None = None
+        self.initial_energy: np.ndarray | None = None
+        self.factors: np.ndarray | None = None
+        self.potential_energy: np.ndarray | None = None
+        self._u: Tensor | None = None  # U at the rollout's current positions
+        if isinstance(potential, Calculator):  # e.g. the reference force field itself
+            self.calculator = potential
+            return
         if not isinstance(potential, ConservativePotential):
             from trajcast_engine.models import SHIPPED, shipped_model_path
 
@@ -61,13 +72,15 @@ class EnergyRescaler:
                 raise ValueError(f"{potential.source} holds a {potential.kind}, not a potential")
         self.potential = potential.eval()
         self.neighbors = VerletNeighborList(potential.config.cutoff, skin)
-        self.initial_energy: np.ndarray | None = None
-        self.factors: np.ndarray | None = None
-        self.potential_energy: np.ndarray | None = None
-        self._u: Tensor | None = None  # U at the rollout's current positions
 
     def energy(self, graph: AtomicGraph) -> Tensor:
         """(S,) potential energy (eV) of ``graph`` (positions, cell, species)."""
+        if self.calculator is not None:
+            energies = []
+            for atoms in graph.to_atoms():
+                atoms.calc = self.calculator
+                energies.append(atoms.get_potential_energy())
+            return torch.tensor(energies, dtype=graph.dtype, device=graph.device)
         self.potential.to(graph.device)
         pairs = self.neighbors.update(*graph.numpy_geometry())
         g = graph.to(dtype=self.potential.dtype).with_pairs(pairs)

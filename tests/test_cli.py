@@ -54,6 +54,7 @@ def test_models_lists_the_shipped_models(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "cu-emt-potential" in out and "cu-emt-forecaster" in out
+    assert "ar-lj-forecaster" in out and "ar-lj-potential" in out
 
 
 def test_info_describes_models_and_trajectories(tmp_path, capsys):

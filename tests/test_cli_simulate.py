@@ -191,3 +191,22 @@ def test_yaml_config_fills_options_and_the_command_line_wins(model_file, tmp_pat
     (tmp_path / "bad.yaml").write_text("stepz: 3\n")
     bad = run(model_file, tmp_path, "--config", "bad.yaml", "--output", "b.h5")
     assert bad.returncode != 0 and "unknown option 'stepz'" in bad.stderr
+
+
+def test_a_model_card_sets_the_default_temperature_and_structure(tmp_path):
+    from trajcast_engine.simulate import default_temperature, simulate
+
+    if not shipped_model_available("ar-lj-forecaster"):
+        pytest.skip("the shipped argon forecaster is not built")
+    assert default_temperature("ar-lj-forecaster") == 100.0
+    assert default_temperature("cu-emt-forecaster") == 300.0
+    result = trajcast("simulate", "--model", "ar-lj-forecaster", "--steps", "3", "--quiet",
+                      cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    traj = mdtraj.load(tmp_path / "trajectory.h5")
+    assert traj.n_atoms == 256 and {a.element.symbol for a in traj.topology.atoms} == {"Ar"}
+    mean_t = float(result.stdout.split("mean T")[1].split("K")[0])
+    assert 60.0 < mean_t < 140.0  # started at the card's 100 K, not 300 K
+    report = simulate("ar-lj-forecaster", temperature=120, steps=2, output=tmp_path / "b.h5",
+                      progress=False)  # fmt: skip
+    assert report.steps == 2

@@ -176,7 +176,7 @@ def simulate(
 
         Stationary(atoms)
 
-    energy_rescale = _rescaling(forecaster, energy_rescale)
+    energy_rescale = _rescaling(forecaster, energy_rescale, model, structure)
     if engine == "mlip":
         companion = potential or forecaster.metadata.get("companion", "cu-emt-potential")
         dyn = _classic_dynamics(atoms, companion, dt_fs, thermostat, target, tau, seed, device)
@@ -373,7 +373,7 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
     bath = {"csvr": CSVR, "langevin": Langevin}.get(thermostat)
     if bath is None and thermostat != "none":
         raise ValueError(f"thermostat must be none, csvr or langevin, got {thermostat!r}")
-    companion = _rescaling(forecaster, energy_rescale)
+    companion = _rescaling(forecaster, energy_rescale, model, structure)
     rollout = ForecastRollout(
         forecaster, from_atoms(images), thermostat=bath(targets, tau_fs) if bath else None,
         seed=[seed + k for k in range(replicas)],
@@ -435,12 +435,24 @@ def default_temperature(model: Any) -> float:
     return float(metadata.get("temperature_K", 300.0))
 
 
-def _rescaling(forecaster, energy_rescale: str | os.PathLike | None):
+def _rescaling(forecaster, energy_rescale, model, structure):
     """The companion potential for energy rescaling: as asked (``"none"`` turns it off),
-    else the model card's recommendation (``metadata['energy_rescale']``), else none."""
+    else the model card's recommendation (``metadata['energy_rescale']``), else none.
+    ``"openmm"`` is OpenMM's amber14 on the PDB ``structure`` (or the model's built-in
+    PDB), through :class:`~trajcast_engine.data.openmm_calculator.OpenMMCalculator`."""
     if energy_rescale is None:
-        return getattr(forecaster, "metadata", {}).get("energy_rescale")
-    return None if str(energy_rescale).lower() == "none" else energy_rescale
+        energy_rescale = getattr(forecaster, "metadata", {}).get("energy_rescale")
+    if energy_rescale is None or str(energy_rescale).lower() == "none":
+        return None
+    if str(energy_rescale).lower() == "openmm":
+        from trajcast_engine.data.openmm_calculator import OpenMMCalculator
+        from trajcast_engine.models import system_file
+
+        pdb = structure if structure is not None else system_file(str(model))
+        if not str(pdb).lower().endswith(".pdb"):
+            raise ValueError(f"energy rescaling with openmm needs a PDB structure, got {pdb}")
+        return OpenMMCalculator(pdb)
+    return energy_rescale
 
 
 def _default_tau(forecaster, tau: float | None) -> float | None:

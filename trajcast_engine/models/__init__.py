@@ -15,7 +15,6 @@ SHIPPED = {
     "cu-emt-forecaster": ("cu_emt_forecaster.pt", "examples/train_cu_emt_forecaster.py"),
     "ar-lj-forecaster": ("ar_lj_forecaster.pt", "examples/train_ar_lj_forecaster.py"),
     "ar-lj-potential": ("ar_lj_potential.pt", "examples/train_ar_lj_forecaster.py"),
-    "ala2-amber-forecaster": ("ala2_amber_forecaster.pt", "examples/train_ala2_forecaster.py"),
 }
 
 #: shipped name -> its built-in structure: a file under ``systems/`` or a builder
@@ -24,6 +23,7 @@ SYSTEMS = {
     "cu-emt-potential": "fcc-cu-256",
     "ar-lj-forecaster": "systems/liquid_argon_256.extxyz",
     "ar-lj-potential": "systems/liquid_argon_256.extxyz",
+    # the molecule's structure ships ahead of its model (examples/train_ala2_forecaster.py)
     "ala2-amber-forecaster": "systems/alanine_dipeptide.pdb",
 }
 
@@ -45,6 +45,13 @@ def shipped_model_path(name: str) -> Path:
     return path
 
 
+def system_file(name: str) -> Path:
+    """Path of the structure file a shipped model's built-in system is read from."""
+    if not str(SYSTEMS.get(name, "")).startswith("systems/"):
+        raise ValueError(f"the model {name!r} has no built-in structure file")
+    return Path(str(resources.files(__name__).joinpath(SYSTEMS[name])))
+
+
 def default_system(name: str):
     """The built-in structure of a shipped model (an ``ase.Atoms``), for ``trajcast
     simulate`` without ``--structure``."""
@@ -58,7 +65,7 @@ def default_system(name: str):
         )
     if SYSTEMS[name] == "fcc-cu-256":
         return bulk("Cu", "fcc", a=3.61, cubic=True).repeat(4)
-    atoms = read(str(resources.files(__name__).joinpath(SYSTEMS[name])))
+    atoms = read(system_file(name))
     atoms.calc = None
     return atoms
 
