@@ -73,3 +73,18 @@ def test_first_peak_is_the_first_shell_not_the_sharpest():
     g = 6 * np.exp(-((r - 2.5) ** 2) / 0.01) + 9 * np.exp(-((r - 5.1) ** 2) / 0.001)
     position, height = analysis.first_peak(r, g)
     assert position == pytest.approx(2.5, abs=0.01) and height == pytest.approx(6.0, rel=0.01)
+
+
+def test_a_molecule_gets_its_pair_distance_distribution():
+    """No cell: ``rdf`` is the distribution of the pair distances, unit area."""
+    frames = 50
+    rng = np.random.default_rng(0)
+    bond = 1.0 + 0.01 * rng.normal(size=frames)  # a diatomic vibrating around 1.0 Å
+    positions = np.zeros((frames, 2, 3))
+    positions[:, 1, 0] = bond
+    data = TrajectoryData(positions=positions, velocities=None,
+                          cells=np.zeros((frames, 3, 3)), times=np.arange(frames) * 5.0,
+                          masses=np.ones(2), temperatures=None)  # fmt: skip
+    r, p = analysis.rdf(data, r_max=3.0)
+    assert np.sum(p) * (r[1] - r[0]) == pytest.approx(1.0)
+    assert r[np.argmax(p)] == pytest.approx(1.0, abs=0.03)

@@ -96,6 +96,7 @@ def test_default_generate_runs_emt_copper_from_a_yaml_config(tmp_path):
         (["--param", "colour=3"], "colour"),
         (["--melt", "hot"], "--melt is TEMPERATURE:STEPS"),
         (["--output", "nowhere/ref.h5"], "output directory does not exist"),
+        (["--system", "no-such-model"], "no-such-model"),
     ],
 )
 def test_bad_input_gives_one_clear_line(tmp_path, args, message):

@@ -345,6 +345,35 @@ def test_energy_rescaling_keeps_the_total_energy():
     assert len(seen) == 3 and rollout.step_count == 3
 
 
+def test_energy_rescaling_with_an_ase_calculator_equals_the_torch_model(tmp_path):
+    """The exact LJ model and ASE's LJ calculator give the same rescaled rollout."""
+    from ase.calculators.lj import LennardJones
+
+    from trajcast_engine.nn.lennard_jones import LennardJonesConfig, LennardJonesPotential
+
+    def argon() -> Atoms:
+        atoms = bulk("Ar", "fcc", a=5.4, cubic=True).repeat(2)
+        atoms.rattle(0.05, seed=1)
+        atoms.set_velocities(np.random.default_rng(2).normal(size=(len(atoms), 3)) * 0.002)
+        return atoms
+
+    def forecaster() -> TrajCastForecaster:
+        torch.manual_seed(0)
+        config = ForecasterConfig(species=[18], channels=4, num_layers=1, lmax=1, cutoff=4.0)
+        return TrajCastForecaster(config)
+
+    lj = {"sigma": 3.4, "epsilon": 0.0104}
+    exact = LennardJonesPotential(LennardJonesConfig(species=[18], cutoff=5.3, **lj))
+    runs = []
+    for companion in (exact, LennardJones(rc=5.3, smooth=False, **lj)):
+        atoms = argon()
+        dyn = ForecastNVE(atoms, forecaster(), energy_rescale=companion)
+        dyn.run(3)
+        runs.append((atoms.get_velocities(), dyn.rescale_factor))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-9, atol=1e-12)
+    assert runs[0][1] == pytest.approx(runs[1][1], rel=1e-9)
+
+
 def test_changed_atoms_between_runs_are_picked_up():
     atoms = copper()
     dyn = ForecastNVE(atoms, small_forecaster())

@@ -178,6 +178,7 @@ def _generate(args: argparse.Namespace) -> int:
             parameters=args.param,
             temperature=args.temperature,
             supercell=args.supercell,
+            system=args.system,
             output=args.output,
             overwrite=args.overwrite,
             progress=not args.quiet,
@@ -427,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     gen.add_argument("--structure", help="any file ASE reads (default: 256-atom fcc Cu)")
+    gen.add_argument("--system", default="cu-emt-potential", metavar="MODEL",
+                     help="else the built-in structure of this shipped model, e.g. "
+                          "ar-lj-forecaster (liquid argon)")  # fmt: skip
     gen.add_argument("--supercell", type=int, nargs=3, metavar=("NA", "NB", "NC"),
                      help="repeat the structure NA x NB x NC times")  # fmt: skip
     gen.add_argument(

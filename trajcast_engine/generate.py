@@ -75,6 +75,7 @@ def generate(
     parameters: Sequence[str] | dict[str, Any] | None = None,
     temperature: str | float | Sequence[float] = 300.0,
     supercell: Sequence[int] | None = None,
+    system: str = "cu-emt-potential",
     output: str | os.PathLike = "reference.h5",
     overwrite: bool = False,
     progress: bool = True,
@@ -82,8 +83,8 @@ def generate(
 ) -> list[Path]:
     """Run reference MD for each temperature and return the segment files written.
 
-    ``structure`` is any file ASE reads (default: the 256-atom fcc Cu crystal of the
-    shipped models); ``settings`` are :class:`ReferenceSettings` fields (``md_timestep``,
+    ``structure`` is any file ASE reads (default: the built-in structure of the shipped
+    model named ``system``, the 256-atom fcc Cu crystal unless told); ``settings`` are :class:`ReferenceSettings` fields (``md_timestep``,
     ``segments``, ``segment_steps``, ...); temperature ``k`` of the list runs with seed
     ``seed + k``.
     """
@@ -100,7 +101,7 @@ def generate(
     existing = [p for p in paths if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{existing[0]} exists: pass --overwrite to replace it")
-    atoms = load_structure(structure, "cu-emt-potential", supercell)
+    atoms = load_structure(structure, system, supercell)
     parameters = parse_parameters(parameters)
 
     runs = [
