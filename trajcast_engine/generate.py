@@ -84,9 +84,9 @@ def generate(
     """Run reference MD for each temperature and return the segment files written.
 
     ``structure`` is any file ASE reads (default: the built-in structure of the shipped
-    model named ``system``, the 256-atom fcc Cu crystal unless told); ``settings`` are :class:`ReferenceSettings` fields (``md_timestep``,
-    ``segments``, ``segment_steps``, ...); temperature ``k`` of the list runs with seed
-    ``seed + k``.
+    model named ``system``, the 256-atom fcc Cu crystal unless told); ``settings`` are
+    :class:`ReferenceSettings` fields (``md_timestep``, ``segments``, ``segment_steps``,
+    ...); temperature ``k`` of the list runs with seed ``seed + k``.
     """
     known = {f.name for f in fields(ReferenceSettings)} - {"temperature"}
     unknown = sorted(set(settings) - known)
