@@ -89,3 +89,17 @@ def test_trajcast_train_end_to_end(tmp_path, trajectories):
     assert model.kind == "forecaster" and model.timestep == pytest.approx(10.0)
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode != 0 and "exists: pass --overwrite" in again.stderr
+
+
+@pytest.mark.parametrize("name", ["forecaster", "potential"])
+def test_the_documented_example_configs_are_valid(tmp_path, trajectories, name):
+    from pathlib import Path
+
+    names, folder = trajectories
+    example = Path(__file__).resolve().parents[1] / "examples" / "configs" / f"{name}.yaml"
+    raw = yaml.safe_load(example.read_text())
+    key = "trajectories" if name == "forecaster" else "frames"
+    raw["data"][key] = [str(folder / n) for n in names]  # stand-ins for the named data
+    config = load_config(write(tmp_path / f"{name}.yaml", raw))
+    assert config["model_type"] == name and config["output"].name.endswith(".pt")
+    assert "trajcast train" in example.read_text()
