@@ -20,14 +20,15 @@ Writes the data under ``runs/ala2_amber_05fs/`` and the model to
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-from ase.io import read
-
-from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+from trajcast_engine.generate import generate
 from trajcast_engine.nn.forecaster import ForecasterConfig
-from trajcast_engine.train.fit_forecaster import ForecastFitSettings, fit_forecaster
+from trajcast_engine.train.fit_forecaster import (
+    ForecastFitSettings,
+    epoch_summary,
+    fit_forecaster,
+)
 
 TEMPERATURES = (300, 400)
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,31 +85,15 @@ def build_structure(path: Path) -> None:
         )  # noqa: E501
 
 
-def generate(data: Path, segment_steps: int) -> list[Path]:
+def make_data(data: Path, segment_steps: int) -> list[Path]:
+    """The reference segments under ``data`` (temperatures already there are kept)."""
     data.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, temperature in enumerate(TEMPERATURES):
-        expected = [data / f"ala2_{temperature}K_seg{s}.h5" for s in range(SEGMENTS)]
-        if all(p.is_file() for p in expected):
-            paths += expected
-            continue
-        settings = ReferenceSettings(
-            temperature=temperature,
-            md_timestep=0.5,
-            equilibration_steps=20000,
-            segments=SEGMENTS,
-            segment_steps=segment_steps,
-            decorrelation_steps=4000,
-            write_every=10,
-            seed=400 + k,
-        )
-        start = time.monotonic()
-        paths += run_reference_md(
-            read(STRUCTURE), CALCULATOR, settings, data / f"ala2_{temperature}K.h5",
-            overwrite=True, calculator_parameters={"pdb": str(STRUCTURE)},
-        )  # fmt: skip
-        print(f"reference MD at {temperature} K: {time.monotonic() - start:.0f} s", flush=True)
-    return paths
+    return generate(
+        STRUCTURE, calculator=CALCULATOR, parameters={"pdb": str(STRUCTURE)},
+        temperature=TEMPERATURES, output=data / "ala2.h5", overwrite=True,
+        reuse_existing=True, md_timestep=0.5, equilibration_steps=20000, segments=SEGMENTS,
+        segment_steps=segment_steps, decorrelation_steps=4000, write_every=10, seed=400,
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -131,7 +116,7 @@ def main() -> None:
 
     if args.rebuild_structure:
         build_structure(STRUCTURE)
-    sources = generate(args.data, args.segment_steps)
+    sources = make_data(args.data, args.segment_steps)
     if args.data_only:
         return
     config = ForecasterConfig(
@@ -163,15 +148,6 @@ def main() -> None:
         init_from=args.init_from,
     )
 
-    def log(row: dict) -> None:
-        print(
-            f"epoch {row['epoch']:3d}  train {row['train_loss']:.4f}  val {row['val_loss']:.4f}"
-            f"  Δr rmse {row['val_displacement_mse'] ** 0.5:.4f} Å"
-            f"  |Δv|/|v| {row['val_velocity_relative']:.4f}  lr {row['lr']:.1e}"
-            f"  {row['seconds']:.0f} s",
-            flush=True,
-        )
-
     metadata = {
         "name": "ala2-amber-forecaster",
         "system": "alanine dipeptide (Ace-Ala-NMe, 22 atoms) in vacuum, 300-400 K",
@@ -180,6 +156,10 @@ def main() -> None:
         "thermostat_tau_fs": 100.0,
         "energy_rescale": "openmm",  # the reference itself, on the PDB structure
     }
+
+    def log(row: dict) -> None:
+        print(epoch_summary(row), flush=True)
+
     result = fit_forecaster(sources, config, settings, args.output, log, metadata)
     print("validation:", result.validation)
     print("saved", args.output)

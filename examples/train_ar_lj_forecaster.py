@@ -26,17 +26,20 @@ Writes the data under ``runs/ar_lj_2fs/`` and the model to
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from ase import Atoms
 from ase.build import bulk
 
-from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+from trajcast_engine.generate import generate
 from trajcast_engine.nn.forecaster import ForecasterConfig
 from trajcast_engine.nn.lennard_jones import LennardJonesConfig, LennardJonesPotential
 from trajcast_engine.nn.model_io import save_model
-from trajcast_engine.train.fit_forecaster import ForecastFitSettings, fit_forecaster
+from trajcast_engine.train.fit_forecaster import (
+    ForecastFitSettings,
+    epoch_summary,
+    fit_forecaster,
+)
 
 TEMPERATURES = (90, 105, 120, 135)
 LJ = {"sigma": 3.40, "epsilon": 0.0104, "rc": 10.2}
@@ -59,33 +62,15 @@ def argon_box(cells: int = 4) -> Atoms:
     return bulk("Ar", "fcc", a=(volume / cells**3) ** (1 / 3), cubic=True).repeat(cells)
 
 
-def generate(data: Path, calculator: str, segment_steps: int) -> list[Path]:
+def make_data(data: Path, calculator: str, segment_steps: int) -> list[Path]:
+    """The reference segments under ``data`` (temperatures already there are kept)."""
     data.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, temperature in enumerate(TEMPERATURES):
-        expected = [data / f"ar_{temperature}K_seg{s}.h5" for s in range(4)]
-        if all(p.is_file() for p in expected):
-            paths += expected
-            continue
-        settings = ReferenceSettings(
-            temperature=temperature,
-            md_timestep=2.0,
-            melt_temperature=300.0,
-            melt_steps=2000,
-            equilibration_steps=3000,
-            segments=4,
-            segment_steps=segment_steps,
-            decorrelation_steps=1000,
-            write_every=5,
-            seed=200 + k,
-        )
-        start = time.monotonic()
-        paths += run_reference_md(
-            argon_box(), calculator, settings,
-            data / f"ar_{temperature}K.h5", overwrite=True, calculator_parameters=LJ,
-        )  # fmt: skip
-        print(f"reference MD at {temperature} K: {time.monotonic() - start:.0f} s", flush=True)
-    return paths
+    return generate(
+        argon_box(), calculator=calculator, parameters=LJ, temperature=TEMPERATURES,
+        output=data / "ar.h5", overwrite=True, reuse_existing=True, md_timestep=2.0,
+        melt_temperature=300.0, melt_steps=2000, equilibration_steps=3000, segments=4,
+        segment_steps=segment_steps, decorrelation_steps=1000, write_every=5, seed=200,
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -111,7 +96,7 @@ def main() -> None:
                {"name": "ar-lj-potential", "system": "argon",
                 "script": "examples/train_ar_lj_forecaster.py"})  # fmt: skip
     calculator = reference_calculator()
-    sources = generate(args.data, calculator, args.segment_steps)
+    sources = make_data(args.data, calculator, args.segment_steps)
     if args.data_only:
         return
     config = ForecasterConfig(
@@ -142,15 +127,6 @@ def main() -> None:
         init_from=args.init_from,
     )
 
-    def log(row: dict) -> None:
-        print(
-            f"epoch {row['epoch']:3d}  train {row['train_loss']:.4f}  val {row['val_loss']:.4f}"
-            f"  Δr rmse {row['val_displacement_mse'] ** 0.5:.4f} Å"
-            f"  |Δv|/|v| {row['val_velocity_relative']:.4f}  lr {row['lr']:.1e}"
-            f"  {row['seconds']:.0f} s",
-            flush=True,
-        )
-
     metadata = {
         "name": "ar-lj-forecaster",
         "system": "liquid argon, 256 atoms, 1.374 g/cm³, 90-135 K",
@@ -161,6 +137,10 @@ def main() -> None:
         "thermostat_tau_fs": 200.0,
         "temperature_K": 100.0,  # trajcast simulate's default for this model
     }
+
+    def log(row: dict) -> None:
+        print(epoch_summary(row), flush=True)
+
     result = fit_forecaster(sources, config, settings, args.output, log, metadata)
     print("validation:", result.validation)
     print("saved", args.output)

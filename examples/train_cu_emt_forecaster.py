@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from ase.build import bulk
 
-from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+from trajcast_engine.generate import generate
 from trajcast_engine.nn.forecaster import ForecasterConfig
-from trajcast_engine.train.fit_forecaster import ForecastFitSettings, fit_forecaster
+from trajcast_engine.train.fit_forecaster import (
+    ForecastFitSettings,
+    epoch_summary,
+    fit_forecaster,
+)
 
 TEMPERATURES = (300, 450, 600, 750, 900)
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,31 +44,15 @@ def reference_calculator() -> str:
         return "emt"
 
 
-def generate(data: Path, calculator: str, segment_steps: int) -> list[Path]:
+def make_data(data: Path, calculator: str, segment_steps: int) -> list[Path]:
+    """The reference segments under ``data`` (temperatures already there are kept)."""
     data.mkdir(parents=True, exist_ok=True)
-    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(4)
-    paths = []
-    for k, temperature in enumerate(TEMPERATURES):
-        expected = [data / f"cu_{temperature}K_seg{s}.h5" for s in range(4)]
-        if all(p.is_file() for p in expected):
-            paths += expected
-            continue
-        settings = ReferenceSettings(
-            temperature=temperature,
-            md_timestep=1.0,
-            equilibration_steps=4000,
-            segments=4,
-            segment_steps=segment_steps,
-            decorrelation_steps=1500,
-            write_every=5,
-            seed=100 + k,
-        )
-        start = time.monotonic()
-        paths += run_reference_md(
-            atoms, calculator, settings, data / f"cu_{temperature}K.h5", overwrite=True
-        )
-        print(f"reference MD at {temperature} K: {time.monotonic() - start:.0f} s", flush=True)
-    return paths
+    return generate(
+        bulk("Cu", "fcc", a=3.61, cubic=True).repeat(4), calculator=calculator,
+        temperature=TEMPERATURES, output=data / "cu.h5", overwrite=True, reuse_existing=True,
+        md_timestep=1.0, equilibration_steps=4000, segments=4, segment_steps=segment_steps,
+        decorrelation_steps=1500, write_every=5, seed=100,
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -83,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
 
     calculator = reference_calculator()
-    sources = generate(args.data, calculator, args.segment_steps)
+    sources = make_data(args.data, calculator, args.segment_steps)
     config = ForecasterConfig(
         species=[29],
         cutoff=4.0,
@@ -112,15 +99,6 @@ def main() -> None:
         init_from=args.init_from,
     )
 
-    def log(row: dict) -> None:
-        print(
-            f"epoch {row['epoch']:3d}  train {row['train_loss']:.4f}  val {row['val_loss']:.4f}"
-            f"  Δr rmse {row['val_displacement_mse'] ** 0.5:.4f} Å"
-            f"  |Δv|/|v| {row['val_velocity_relative']:.4f}  lr {row['lr']:.1e}"
-            f"  {row['seconds']:.0f} s",
-            flush=True,
-        )
-
     metadata = {
         "name": "cu-emt-forecaster",
         "system": "fcc Cu, 256 atoms, a = 3.61 Å, 300-900 K",
@@ -131,6 +109,10 @@ def main() -> None:
         "energy_rescale": "cu-emt-potential",
         "thermostat_tau_fs": 200.0,
     }
+
+    def log(row: dict) -> None:
+        print(epoch_summary(row), flush=True)
+
     result = fit_forecaster(sources, config, settings, args.output, log, metadata)
     print("validation:", result.validation)
     print("saved", args.output)

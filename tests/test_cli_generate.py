@@ -144,3 +144,22 @@ def test_asap_lennard_jones_matches_ase():
     atoms.calc = LennardJones(sigma=3.4, epsilon=0.0104, rc=8.0, smooth=False)
     assert ours.get_potential_energy() == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
     assert np.allclose(ours.get_forces(), atoms.get_forces(), atol=1e-9)
+
+
+def test_reuse_existing_keeps_finished_temperatures_and_their_seeds(tmp_path):
+    from trajcast_engine.generate import generate
+
+    atoms = bulk("Ar", "fcc", a=5.78, cubic=True)  # an Atoms object, not a file
+    kw = {"calculator": "lj", "parameters": {"sigma": 3.4, "epsilon": 0.0104, "rc": 5.7},
+          "md_timestep": 4.0, "equilibration_steps": 5, "segment_steps": 10, "write_every": 5,
+          "seed": 3, "progress": False}  # fmt: skip
+    full = generate(atoms, temperature="90,120", output=tmp_path / "a.h5", **kw)
+    first = generate(atoms, temperature="90", output=tmp_path / "b_90K.h5", **kw)
+    stamp = first[0].stat().st_mtime_ns
+    with pytest.raises(FileExistsError, match="b_90K_seg0.h5 exists"):
+        generate(atoms, temperature="90,120", output=tmp_path / "b.h5", **kw)
+    both = generate(atoms, temperature="90,120", output=tmp_path / "b.h5", reuse_existing=True,
+                    **kw)  # fmt: skip
+    assert both[0] == first[0] and first[0].stat().st_mtime_ns == stamp  # not run again
+    for a, b in zip(full, both, strict=True):  # 120 K still runs with seed + 1
+        assert np.array_equal(load_trajectory(a)[-1].positions, load_trajectory(b)[-1].positions)

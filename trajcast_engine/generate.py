@@ -14,6 +14,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ase import Atoms
+
 from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
 from trajcast_engine.simulate import load_structure
 
@@ -62,14 +64,18 @@ def run_stems(output: Path, temperatures: Sequence[float]) -> list[Path]:
     return [output.with_name(f"{output.stem}_{t:g}K{output.suffix}") for t in temperatures]
 
 
+def segment_paths(stem: Path, segments: int) -> list[Path]:
+    """The files one run writes: ``{stem}_seg{k}.h5`` (as ``run_reference_md`` names them)."""
+    return [stem.with_name(f"{stem.stem}_seg{k}.h5") for k in range(segments)]
+
+
 def output_paths(output: Path, temperatures: Sequence[float], segments: int) -> list[Path]:
-    """The files a run writes: ``{stem}_seg{k}.h5`` for each name of :func:`run_stems`."""
-    stems = run_stems(output, temperatures)
-    return [s.with_name(f"{s.stem}_seg{k}.h5") for s in stems for k in range(segments)]
+    """The files all runs write: :func:`segment_paths` of each name of :func:`run_stems`."""
+    return [p for s in run_stems(output, temperatures) for p in segment_paths(s, segments)]
 
 
 def generate(
-    structure: str | os.PathLike | None = None,
+    structure: str | os.PathLike | Atoms | None = None,
     *,
     calculator: str = "emt",
     parameters: Sequence[str] | dict[str, Any] | None = None,
@@ -78,15 +84,18 @@ def generate(
     system: str = "cu-emt-potential",
     output: str | os.PathLike = "reference.h5",
     overwrite: bool = False,
+    reuse_existing: bool = False,
     progress: bool = True,
     **settings: Any,
 ) -> list[Path]:
     """Run reference MD for each temperature and return the segment files written.
 
-    ``structure`` is any file ASE reads (default: the built-in structure of the shipped
-    model named ``system``, the 256-atom fcc Cu crystal unless told); ``settings`` are
-    :class:`ReferenceSettings` fields (``md_timestep``, ``segments``, ``segment_steps``,
-    ...); temperature ``k`` of the list runs with seed ``seed + k``.
+    ``structure`` is any file ASE reads or an ``Atoms`` (default: the built-in structure
+    of the shipped model named ``system``, the 256-atom fcc Cu crystal unless told);
+    ``settings`` are :class:`ReferenceSettings` fields (``md_timestep``, ``segments``,
+    ``segment_steps``, ...); temperature ``k`` of the list runs with seed ``seed + k``.
+    ``reuse_existing``: a temperature whose segment files all exist is not run again (its
+    files are returned as they are), so an interrupted data set completes where it stopped.
     """
     known = {f.name for f in fields(ReferenceSettings)} - {"temperature"}
     unknown = sorted(set(settings) - known)
@@ -97,37 +106,44 @@ def generate(
     output = Path(output)
     if not output.parent.is_dir():
         raise FileNotFoundError(f"output directory does not exist: {output.parent}")
-    paths = output_paths(output, temperatures, int(base.segments))
-    existing = [p for p in paths if p.exists()]
+    stems = run_stems(output, temperatures)
+    runs = [
+        (ReferenceSettings(**{**vars(base), "temperature": t, "seed": base.seed + k}), stem)
+        for k, (t, stem) in enumerate(zip(temperatures, stems, strict=True))
+    ]
+    files = {stem: segment_paths(stem, int(base.segments)) for stem in stems}
+    done = {s for s in stems if reuse_existing and all(p.exists() for p in files[s])}
+    existing = [p for s in stems if s not in done for p in files[s] if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{existing[0]} exists: pass --overwrite to replace it")
     atoms = load_structure(structure, system, supercell)
     parameters = parse_parameters(parameters)
 
-    runs = [
-        ReferenceSettings(**{**vars(base), "temperature": t, "seed": base.seed + k})
-        for k, t in enumerate(temperatures)
-    ]
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=sum(r.total_steps for r in runs), unit="step", dynamic_ncols=True,
-                   desc="reference MD")  # fmt: skip
+        total = sum(r.total_steps for r, stem in runs if stem not in done)
+        bar = tqdm(total=total, unit="step", dynamic_ncols=True, desc="reference MD")
+    last = {"key": None, "done": 0}  # the progress report's last (temperature, phase)
+
+    def report(t: float, phase: str, steps_done: int) -> None:
+        if bar is None:
+            return
+        same = last["key"] == (t, phase)
+        bar.update(steps_done - last["done"] if same else steps_done)
+        last.update(key=(t, phase), done=steps_done)
+        bar.set_postfix_str(f"{t:g} K, {phase}")
+
     written: list[Path] = []
     try:
-        for settings_k, stem in zip(runs, run_stems(output, temperatures), strict=True):
-
-            def report(phase: str, done: int, total: int, t=settings_k.temperature,
-                       last={"phase": None, "done": 0}) -> None:  # noqa: B006 (per run)  # fmt: skip
-                if bar is None:
-                    return
-                bar.update(done - last["done"] if phase == last["phase"] else done)
-                last.update(phase=phase, done=done)
-                bar.set_postfix_str(f"{t:g} K, {phase}")
-
+        for settings_k, stem in runs:
+            if stem in done:
+                written += files[stem]
+                continue
             written += run_reference_md(
-                atoms, calculator, settings_k, stem, overwrite=overwrite, progress=report,
+                atoms, calculator, settings_k, stem, overwrite=overwrite,
+                progress=lambda phase, n, _total, t=settings_k.temperature: report(t, phase, n),
                 calculator_parameters=parameters,
             )  # fmt: skip
     finally:

@@ -62,11 +62,16 @@ def parse_temperature(text: str | float | Sequence[float]) -> float | tuple[floa
     return values[0] if len(values) == 1 else (values[0], values[1])
 
 
-def load_structure(path: str | os.PathLike | None, model_name: str, supercell=None) -> Atoms:
-    """A structure file (any format ASE reads) or the shipped model's built-in system."""
+def load_structure(
+    path: str | os.PathLike | Atoms | None, model_name: str, supercell=None
+) -> Atoms:
+    """A structure file (any format ASE reads), an ``Atoms`` (copied), or the shipped
+    model's built-in system."""
     from trajcast_engine.models import default_system
 
-    if path is None:
+    if isinstance(path, Atoms):
+        atoms = path.copy()
+    elif path is None:
         atoms = default_system(model_name)
     else:
         path = Path(path)
@@ -120,8 +125,6 @@ def simulate(
     pass (each with its own velocities and seed ``seed + k``; ``temperature`` may list one
     value per replica, comma-separated), writing ``{output stem}_r{k}.h5``.
     ``temperature`` None takes the model card's (``metadata['temperature_K']``), else 300 K."""
-    if temperature is None:
-        temperature = default_temperature(model)
     if int(replicas) > 1:
         return _simulate_replicas(
             model, structure, supercell, temperature, thermostat, tau, steps, time_ps,
@@ -150,8 +153,10 @@ def simulate(
         raise ValueError(f"write-every must be >= 1, got {write_every}")
     if engine not in ("forecaster", "mlip"):
         raise ValueError(f"engine must be forecaster or mlip, got {engine!r}")
-    target = parse_temperature(temperature)
     forecaster = load_forecaster(model, device, dtype)
+    if temperature is None:
+        temperature = default_temperature(forecaster)
+    target = parse_temperature(temperature)
     dt_fs = forecaster.timestep if engine == "forecaster" else forecaster.config.md_timestep
     steps = _count_steps(steps, time_ps, dt_fs)
     model_name = str(model) if isinstance(model, str) else ""
@@ -176,7 +181,8 @@ def simulate(
 
         Stationary(atoms)
 
-    energy_rescale = _rescaling(forecaster, energy_rescale, model, structure)
+    if engine == "forecaster":  # only here is it used (an OpenMM companion costs a set-up)
+        energy_rescale = _rescaling(forecaster, energy_rescale, model, structure)
     if engine == "mlip":
         companion = potential or forecaster.metadata.get("companion", "cu-emt-potential")
         dyn = _classic_dynamics(atoms, companion, dt_fs, thermostat, target, tau, seed, device)
@@ -345,6 +351,9 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
 
     if resume or engine != "forecaster":
         raise ValueError("replicas run with the forecaster engine and cannot be resumed")
+    forecaster = load_forecaster(model, device, dtype)
+    if temperature is None:
+        temperature = default_temperature(forecaster)
     text = str(temperature)
     targets = [parse_temperature(t) for t in text.split(",")] if "," in text else None
     if targets is not None and len(targets) != replicas:
@@ -359,7 +368,6 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
     for path in paths:
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists: pass --overwrite to replace it")
-    forecaster = load_forecaster(model, device, dtype)
     dt_fs = forecaster.timestep
     steps = _count_steps(steps, time_ps, dt_fs)
     base = load_structure(structure, str(model) if isinstance(model, str) else "", supercell)

@@ -108,6 +108,17 @@ def _loss_fn(settings: ForecastFitSettings) -> Callable[[Any, list], dict[str, t
     return losses
 
 
+def epoch_summary(row: dict[str, Any]) -> str:
+    """One line of a forecaster training log row: losses, held-out Δr RMSE (Å), relative
+    velocity error, learning rate and elapsed seconds."""
+    return (
+        f"epoch {row['epoch']:3d}  train {row['train_loss']:.4f}  val {row['val_loss']:.4f}"
+        f"  Δr rmse {row['val_displacement_mse'] ** 0.5:.4f} Å"
+        f"  |Δv|/|v| {row['val_velocity_relative']:.4f}  lr {row['lr']:.1e}"
+        f"  {row['seconds']:.0f} s"
+    )
+
+
 def evaluate_forecaster(
     model: TrajCastForecaster, pairs: list[TrainingPair], settings: ForecastFitSettings
 ) -> dict[str, float]:
