@@ -31,7 +31,7 @@ def test_analyze_writes_plots_and_summary(runs, tmp_path):
     assert result.returncode == 0, result.stderr
     import matplotlib.image
 
-    for name in ("rdf", "vdos", "msd", "temperature"):
+    for name in ("rdf", "vdos", "msd", "temperature", "energy"):
         image = matplotlib.image.imread(tmp_path / "an" / f"{name}.png")
         assert image.shape[0] > 300 and image[..., :3].std() > 0.05  # drawn, not blank
     summary = json.loads((tmp_path / "an" / "summary.json").read_text())
@@ -40,6 +40,11 @@ def test_analyze_writes_plots_and_summary(runs, tmp_path):
     assert 0.5 < summary["comparison"]["vdos_overlap"] <= 1.0
     t = summary["temperature"]["reference"]
     assert 300 < t["mean"] < 700 and np.isfinite(t["canonical_std"])
+    energy = summary["energy"]["reference"]  # NVE segments: the total energy is kept
+    assert abs(energy["total_drift_eV_per_atom"]) < 1e-3
+    # the file's T is ASE's, 2K / (3N k_B): the kinetic energies read back agree with it
+    assert energy["kinetic_mean_eV_per_atom"] == pytest.approx(1.5 * 8.617333e-5 * t["mean"],
+                                                               rel=1e-3)  # fmt: skip
     assert "VDOS overlap" in result.stdout
 
 

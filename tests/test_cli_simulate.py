@@ -79,6 +79,7 @@ def test_options_take_effect_and_the_file_loads(model_file, tmp_path):
     result = run(model_file, tmp_path, "--steps", "10", "--write-every", "5", "--seed", "3")
     assert result.returncode == 0, result.stderr
     assert "trajectory  trajectory.h5" in result.stdout
+    assert "trajcast analyze trajectory.h5" in result.stdout  # how to analyse it
     traj = mdtraj.load(str(tmp_path / "trajectory.h5"))
     assert traj.n_frames == 3 and traj.n_atoms == 32
     assert np.allclose(traj.time, [0.0, 0.1, 0.2])  # ps: 5 steps of 20 fs apart

@@ -26,7 +26,8 @@ import numpy as np
 @dataclass
 class TrajectoryData:
     """Positions (F, N, 3) Å, velocities (F, N, 3) Å/fs or None, cells (F, 3, 3) Å,
-    times (F,) fs, masses (N,) amu, temperatures (F,) K or None."""
+    times (F,) fs, masses (N,) amu, temperatures (F,) K or None, potential and kinetic
+    energies (F,) eV or None (when the file stores them)."""
 
     positions: np.ndarray
     velocities: np.ndarray | None
@@ -34,6 +35,8 @@ class TrajectoryData:
     times: np.ndarray
     masses: np.ndarray
     temperatures: np.ndarray | None
+    potential_energies: np.ndarray | None = None
+    kinetic_energies: np.ndarray | None = None
 
 
 def load(path: str | os.PathLike, start: int = 0) -> TrajectoryData:
@@ -48,14 +51,22 @@ def load(path: str | os.PathLike, start: int = 0) -> TrajectoryData:
     if len(frames) < 2:
         raise ValueError(f"{path} has {len(frames)} frames after {start}: need at least 2")
     has_v = frames[0].has("momenta")
-    temps = [a.info.get("temperature") for a in frames]
+
+    def series(values: list) -> np.ndarray | None:
+        return None if any(v is None for v in values) else np.array(values, dtype=float)
+
+    def potential(atoms) -> float | None:
+        return None if atoms.calc is None else atoms.calc.results.get("energy")
+
     return TrajectoryData(
         positions=np.stack([a.positions for a in frames]),
         velocities=np.stack([a.get_velocities() * units.fs for a in frames]) if has_v else None,
         cells=np.stack([a.cell.array for a in frames]),
         times=np.array([a.info["time_fs"] for a in frames]),
         masses=np.asarray(masses, dtype=np.float64),
-        temperatures=None if any(t is None for t in temps) else np.array(temps, dtype=float),
+        temperatures=series([a.info.get("temperature") for a in frames]),
+        potential_energies=series([potential(a) for a in frames]),
+        kinetic_energies=series([a.info.get("kinetic_energy") for a in frames]),
     )
 
 

@@ -1,7 +1,8 @@
 """``trajcast analyze``: observables of a trajectory as PNG plots and a JSON summary.
 
 For one trajectory: RDF, VDOS (when velocities are stored), MSD with the diffusion
-coefficient, and temperature (and potential energy, when stored) over time. With a
+coefficient, and temperature and energies (kinetic; potential and total when stored)
+over time. With a
 reference trajectory, every plot overlays both and the summary adds the comparison
 metrics of :func:`trajcast_engine.analysis.compare`. Plots use matplotlib's Agg backend:
 no display is needed.
@@ -34,8 +35,9 @@ def analyze(
     output_dir: str | os.PathLike | None = None,
     skip: int = 0,
 ) -> dict[str, Any]:
-    """Write ``rdf.png``, ``vdos.png``, ``msd.png``, ``temperature.png`` and
-    ``summary.json`` into ``output_dir`` (default: ``{trajectory stem}_analysis``);
+    """Write ``rdf.png``, ``vdos.png``, ``msd.png``, ``temperature.png``, ``energy.png``
+    (kinetic, and potential and total relative to the first frame, per atom, when stored)
+    and ``summary.json`` into ``output_dir`` (default: ``{trajectory stem}_analysis``);
     ``skip`` drops the first frames (equilibration). Returns the summary."""
     path = Path(path)
     out = Path(output_dir) if output_dir is not None else path.with_name(f"{path.stem}_analysis")
@@ -93,6 +95,25 @@ def analyze(
         ax.set(xlabel="t (ps)", ylabel="T (K)", title="Temperature")
         ax.legend()
         plots.append(_save(fig, out / "temperature.png"))
+
+    energies = {name: d for name, d in runs.items() if d.kinetic_energies is not None}
+    if energies:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, data in energies.items():
+            t, kinetic = data.times / 1000.0, data.kinetic_energies / n_atoms
+            ax.plot(t, kinetic, label=f"{name} kinetic", lw=0.8)
+            entry = {"kinetic_mean_eV_per_atom": float(np.mean(kinetic))}
+            if data.potential_energies is not None:
+                pot = data.potential_energies / n_atoms
+                total = pot + kinetic
+                ax.plot(t, pot - pot[0], label=f"{name} potential - U(0)", lw=0.8)
+                ax.plot(t, total - total[0], label=f"{name} total - E(0)", lw=0.8)
+                entry.update(potential_mean_eV_per_atom=float(np.mean(pot)),
+                             total_drift_eV_per_atom=float(total[-1] - total[0]))  # fmt: skip
+            summary.setdefault("energy", {})[name] = entry
+        ax.set(xlabel="t (ps)", ylabel="energy (eV/atom)", title="Energy")
+        ax.legend(fontsize="small")
+        plots.append(_save(fig, out / "energy.png"))
 
     if reference is not None:
         summary["comparison"] = analysis.compare(runs["trajectory"], runs["reference"], n_dof)

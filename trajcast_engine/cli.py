@@ -139,6 +139,7 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     print(f"trajectory  {report.output}  (mdtraj.load('{report.output}'))")
     print(f"log         {report.log}")
+    print(f"analyse     trajcast analyze {report.output}  (RDF, VDOS, MSD, T and energy plots)")
     if report.interrupted:
         print(
             f"interrupted: resume with  trajcast simulate --resume --output {report.output} "
