@@ -125,6 +125,7 @@ def test_resume_continues_numbering_and_the_run(model_file, tmp_path):
     [
         (["--structure", "missing.xyz"], "structure file not found: missing.xyz"),
         (["--structure", "{ag}"], "not trained on ['Ag']"),
+        (["--structure", "{garbage}"], "could not read the structure"),
         (["--temperature", "0"], "temperature must be > 0 K"),
         (["--steps", "-3"], "steps must be >= 0"),
         (["--device", "cuda"], "no CUDA device"),
@@ -137,7 +138,8 @@ def test_bad_input_gives_one_clear_line(model_file, tmp_path, args, message):
         pytest.skip("this machine has CUDA")
     ag = tmp_path / "ag.xyz"
     write(ag, bulk("Ag", "fcc", a=4.09, cubic=True))
-    args = [a.replace("{ag}", str(ag)) for a in args]
+    (tmp_path / "garbage.xyz").write_text("not\na structure\n")
+    args = [a.replace("{ag}", str(ag)).replace("{garbage}", "garbage.xyz") for a in args]
     command = ["simulate", "--model", str(model_file), "--structure",
                str(model_file.parent / "cu.xyz"), "--quiet", "--steps", "2", *args]  # fmt: skip
     result = trajcast(*command, cwd=tmp_path)
@@ -211,3 +213,30 @@ def test_a_model_card_sets_the_default_temperature_and_structure(tmp_path):
     report = simulate("ar-lj-forecaster", temperature=120, steps=2, output=tmp_path / "b.h5",
                       progress=False)  # fmt: skip
     assert report.steps == 2
+
+
+def test_ctrl_c_stops_after_the_step_flushes_and_says_how_to_resume(model_file, tmp_path):
+    import signal
+    import time
+
+    structure = str(model_file.parent / "cu.xyz")
+    command = [sys.executable, "-m", "trajcast_engine.cli", "simulate", "--model",
+               str(model_file), "--structure", structure, "--quiet",
+               "--steps", "1000000"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "trajectory.h5").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)  # some steps
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted: resume with  trajcast simulate --resume --output trajectory.h5" in out
+    assert "Traceback" not in err
+    frames = mdtraj.load(str(tmp_path / "trajectory.h5")).n_frames
+    assert 1 < frames < 1000001  # stopped early, every step written so far is on disk
+    resumed = trajcast("simulate", "--model", str(model_file), "--structure", structure,
+                       "--quiet", "--steps", "3", "--resume", cwd=tmp_path)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert mdtraj.load(str(tmp_path / "trajectory.h5")).n_frames == frames + 3
