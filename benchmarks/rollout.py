@@ -16,6 +16,7 @@ table says which). Prints a table and writes ``benchmarks/results/rollout.json``
 
     python benchmarks/rollout.py                          # 256 .. 32,000 atoms on CPU
     python benchmarks/rollout.py --sizes 4000 108000 --device cuda
+    python benchmarks/rollout.py --model paper --sizes 4374 --device cuda   # the H100 target
 """
 
 from __future__ import annotations
@@ -41,38 +42,49 @@ def crystal(n_atoms: int):
     return bulk("Cu", "fcc", a=3.61, cubic=True).repeat(reps)
 
 
-def forecaster(device: str):
+def forecaster(args: argparse.Namespace):
     import torch
 
     from integrators.rollout import load_forecaster
     from trajcast_engine.models import shipped_model_available
 
-    if shipped_model_available("cu-emt-forecaster"):
-        return load_forecaster("cu-emt-forecaster", device), "shipped cu-emt-forecaster"
+    how = dict(tensor_product=args.tensor_product, edge_chunk=args.edge_chunk)
+    if args.model == "shipped" and shipped_model_available("cu-emt-forecaster"):
+        model = load_forecaster("cu-emt-forecaster", args.device, **how)
+        return model, "shipped cu-emt-forecaster"
     from trajcast_engine.nn.forecaster import ForecasterConfig, TrajCastForecaster
 
     torch.manual_seed(0)
-    config = ForecasterConfig(
-        species=[29], cutoff=4.0, lmax=1, channels=16, num_layers=3, radial_hidden=32,
-        radial_layers=2, both_parities=False, dtype="float32", md_timestep=1.0, stride=20,
-        displacement_scale=1e-3, velocity_scale=3e-3, avg_num_neighbors=18.0,
-    )  # fmt: skip
-    return load_forecaster(TrajCastForecaster(config), device), "untrained, shipped config"
+    if args.model == "paper":  # the paper's size (ForecasterConfig's defaults), 30 fs
+        config = ForecasterConfig(species=[29], cutoff=5.0, dtype="float32", stride=30,
+                                  avg_num_neighbors=42.0)  # fmt: skip
+        label = "untrained, paper size (lmax 2, 64 ch x2 parities, 4 layers)"
+    else:
+        config = ForecasterConfig(
+            species=[29], cutoff=4.0, lmax=1, channels=16, num_layers=3, radial_hidden=32,
+            radial_layers=2, both_parities=False, dtype="float32", md_timestep=1.0, stride=20,
+            displacement_scale=1e-3, velocity_scale=3e-3, avg_num_neighbors=18.0,
+        )  # fmt: skip
+        label = "untrained, shipped config"
+    return load_forecaster(TrajCastForecaster(config), args.device, **how), label
 
 
-def time_forecaster(n_atoms: int, device: str, steps: int, skin: float, backend: str) -> dict:
+def time_forecaster(args: argparse.Namespace, skin: float) -> dict:
     import numpy as np
 
     from integrators import CSVR, ForecastRollout
     from trajcast_engine.data.reference_md import thermalize
     from trajcast_engine.graph import from_atoms
+    from trajcast_engine.nn.execution import execution_summary
     from trajcast_engine.trajectory import TrajectoryWriter
 
-    atoms = crystal(n_atoms)
+    atoms = crystal(args.one)
     thermalize(atoms, 300.0, np.random.default_rng(0))
-    model, label = forecaster(device)
+    model, label = forecaster(args)
+    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    steps = args.steps
     rollout = ForecastRollout(model, from_atoms(atoms), thermostat=CSVR(300.0, 10 * model.timestep),
-                              seed=0, skin=skin, neighbor_backend=backend)  # fmt: skip
+                              seed=0, skin=skin, neighbor_backend=args.neighbors)  # fmt: skip
     rollout.run(3)  # warm-up: Numba compile, allocator
     with tempfile.TemporaryDirectory() as tmp:
         writer = TrajectoryWriter(Path(tmp) / "t.h5", atoms)
@@ -95,6 +107,8 @@ def time_forecaster(n_atoms: int, device: str, steps: int, skin: float, backend:
     return {
         "atoms": len(atoms),
         "model": label,
+        "execution": execution_summary(model),
+        "baseline_rss_mb": baseline_mb,  # interpreter, torch and model, before the system
         "stride_fs": model.timestep,
         "ms_per_step": per_step * 1e3,
         "ns_per_day": model.timestep * 1e-6 / per_step * 86400,
@@ -134,15 +148,23 @@ def one(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_grad_enabled(True)
-    row = time_forecaster(args.one, args.device, args.steps, 1.0, args.neighbors)
-    skinless = time_forecaster(args.one, args.device, args.steps, 0.0, args.neighbors)
-    row["rebuild_every_step"] = skinless
-    if row["atoms"] <= args.classic_max:
-        row["classic"] = time_classic(args.one, args.device, max(3, args.steps // 4))
+    row = time_forecaster(args, 1.0)
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.device.startswith("cuda"):
         row["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if not args.skip_skin0:
+        row["rebuild_every_step"] = time_forecaster(args, 0.0)
+    if row["atoms"] <= args.classic_max:
+        row["classic"] = time_classic(args.one, args.device, max(3, args.steps // 4))
     print(json.dumps(row))
+
+
+def row_kb_per_atom(row: dict) -> float:
+    """Peak memory above the interpreter/torch/model baseline, per atom (kB): RSS on the
+    CPU, allocated memory on a GPU."""
+    if "peak_gpu_mb" in row:
+        return row["peak_gpu_mb"] * 1024 / row["atoms"]
+    return (row["peak_rss_mb"] - row["baseline_rss_mb"]) * 1024 / row["atoms"]
 
 
 def main() -> None:
@@ -155,6 +177,19 @@ def main() -> None:
     parser.add_argument("--classic-max", type=int, default=4000)
     parser.add_argument("--neighbors", choices=("auto", "numba", "torch"), default="auto",
                         help="neighbour-list backend of the forecaster rows")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        choices=("shipped", "paper"),
+        default="shipped",
+        help="shipped cu-emt-forecaster, or an untrained paper-size one",
+    )
+    parser.add_argument("--tensor-product", help="channelwise (default), e3nn, cuequivariance")
+    parser.add_argument("--edge-chunk", type=int, help="messages this many edges at a time")
+    parser.add_argument(
+        "--skip-skin0",
+        action="store_true",
+        help="leave out the rebuild-every-step rows (large sizes)",
+    )
     parser.add_argument("--json", type=Path, default=HERE / "results" / "rollout.json")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -164,13 +199,19 @@ def main() -> None:
     rows = []
     header = (
         f"{'atoms':>7} {'fc ms/step':>10} {'fc ns/day':>10} {'atom-steps/s':>13} "
-        f"{'skin0 ns/day':>12} {'MD ns/day':>10} {'speed-up':>8} {'MB/atom':>8}  breakdown (ms)"
+        f"{'skin0 ns/day':>12} {'MD ns/day':>10} {'speed-up':>8} {'kB/atom':>8}  breakdown (ms)"
     )
     print(header)
     for n in args.sizes:
         command = [sys.executable, __file__, "--one", str(n), "--device", args.device,
                    "--steps", str(args.steps), "--classic-max", str(args.classic_max),
-                   "--neighbors", args.neighbors]  # fmt: skip
+                   "--neighbors", args.neighbors, "--model", args.model]  # fmt: skip
+        for flag, value in (("--tensor-product", args.tensor_product),
+                            ("--edge-chunk", args.edge_chunk)):  # fmt: skip
+            if value is not None:
+                command += [flag, str(value)]
+        if args.skip_skin0:
+            command.append("--skip-skin0")
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             reason = "out of memory" if done.returncode in (-9, 137) else done.stderr.strip()[-300:]
@@ -184,9 +225,10 @@ def main() -> None:
         breakdown = ", ".join(f"{k} {v:.2f}" for k, v in row["phases_ms"].items())
         print(
             f"{row['atoms']:>7} {row['ms_per_step']:>10.2f} {row['ns_per_day']:>10.2f} "
-            f"{row['atom_steps_per_s']:>13.3g} {row['rebuild_every_step']['ns_per_day']:>12.2f} "
+            f"{row['atom_steps_per_s']:>13.3g} "
+            f"{row.get('rebuild_every_step', {}).get('ns_per_day', float('nan')):>12.2f} "
             f"{classic['ns_per_day'] if classic else float('nan'):>10.3f} {speed_up:>8.1f} "
-            f"{row['peak_rss_mb'] / row['atoms']:>8.3f}  {breakdown}",
+            f"{row_kb_per_atom(row):>8.1f}  {breakdown}",
             flush=True,
         )
     out = args.json
@@ -194,7 +236,7 @@ def main() -> None:
     machine = {"platform": platform.platform(), "processor": platform.processor(),
                "device": args.device}  # fmt: skip
     out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
-    print(f"model: {rows[0].get('model', '?')}; wrote {out}")
+    print(f"model: {rows[0].get('model', '?')}; {rows[0].get('execution', '')}; wrote {out}")
 
 
 if __name__ == "__main__":

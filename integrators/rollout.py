@@ -40,8 +40,14 @@ def load_forecaster(
     model: nn.Module | str | os.PathLike,
     device: torch.device | str | None = None,
     dtype: str | None = None,
+    tensor_product: str | None = None,
+    compile: bool = False,
+    edge_chunk: int | None = None,
 ) -> nn.Module:
-    """A forecaster object, model file or shipped model name, on ``device`` in ``dtype``."""
+    """A forecaster object, model file or shipped model name, on ``device`` in ``dtype``,
+    evaluated with the ``tensor_product`` backend (None: the default, channel-wise) and,
+    if asked, ``torch.compile`` and edge chunks (see
+    :func:`trajcast_engine.nn.execution.configure`)."""
     from trajcast_engine.calculator import resolve_device
     from trajcast_engine.nn.config import DTYPES
 
@@ -58,7 +64,11 @@ def load_forecaster(
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         model.config.dtype = dtype
-    return model.to(device=device, dtype=model.dtype).eval()
+    model = model.to(device=device, dtype=model.dtype).eval()
+    from trajcast_engine.nn.execution import configure
+
+    configure(model, tensor_product, compile, edge_chunk)
+    return model
 
 
 def check_timestep(model: nn.Module, timestep_fs: float | None) -> float:
@@ -153,6 +163,7 @@ class ForecastRollout:
         self.time_fs = 0.0
         self.timings: dict[str, float] | None = None
         self._clock = 0.0
+        self._device_pairs = None  # the Numba list's pairs and their device copies
         self.remove_com = bool(getattr(model.config, "conserve_momentum", False))
         self._update_dof()
         self.initial_temperatures = self.temperatures()
@@ -210,12 +221,19 @@ class ForecastRollout:
             index, shift = self.neighbors.update(g.positions, g.cell, g.pbc, g.ptr)
             return g.replace(edge_index=index, edge_shift=shift)
         positions, cells, pbc, ptr = self.graph.numpy_geometry()
+        self._mark("transfer")  # device -> host (the Numba list runs on the CPU)
         rebuild = self.neighbors.needs_rebuild(positions, cells, pbc, ptr)
         if rebuild:
             self.graph = self.graph.replace(positions=self.wrapped_positions())
             positions = self.graph.positions.detach().to("cpu", torch.float64).numpy()
         pairs = self.neighbors.update(positions, cells, pbc, ptr, rebuild=rebuild)
-        return self.graph.with_pairs(pairs)
+        self._mark("neighbours")
+        if self._device_pairs is None or self._device_pairs[0] is not pairs:
+            edges = self.graph.with_pairs(pairs)  # host -> device, after a rebuild only
+            self._device_pairs = (pairs, edges.edge_index, edges.edge_shift)
+        _, index, shift = self._device_pairs
+        self._mark("transfer")
+        return self.graph.replace(edge_index=index, edge_shift=shift)
 
     def wrapped_positions(self) -> Tensor:
         """Positions wrapped into the cell along periodic directions."""
@@ -240,8 +258,9 @@ class ForecastRollout:
         self._clock = now
 
     def profile(self, enabled: bool = True) -> None:
-        """Accumulate seconds per phase of :meth:`step` in ``timings`` (neighbours,
-        model, thermostat, checks); it synchronises CUDA, so it costs a little."""
+        """Accumulate seconds per phase of :meth:`step` in ``timings`` (transfer, neighbours,
+        thermostat, model, checks, energy rescaling); it synchronises CUDA, so it costs a
+        little."""
         self.timings = {} if enabled else None
 
     def step(self) -> None:

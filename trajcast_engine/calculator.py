@@ -19,6 +19,7 @@ from trajcast_engine.graph import from_atoms
 from trajcast_engine.neighbors import VerletNeighborList
 from trajcast_engine.nn.config import DTYPES
 from trajcast_engine.nn.conservative import ConservativePotential
+from trajcast_engine.nn.execution import configure, execution_summary
 from trajcast_engine.nn.model_io import load_model
 
 
@@ -39,7 +40,10 @@ class TrajcastCalculator(Calculator):
 
     ``model`` is a model object or a model-file path; ``dtype`` ("float32"/"float64")
     overrides the model's own (a model object is converted in place, as
-    ``Module.to`` does); ``skin`` (Å) sets the Verlet-list reuse.
+    ``Module.to`` does); ``skin`` (Å) sets the Verlet-list reuse; ``tensor_product``
+    ("channelwise", the default, "e3nn" or "cuequivariance") and ``compile`` choose how
+    the model runs, ``edge_chunk`` bounds its memory (see
+    :func:`trajcast_engine.nn.execution.configure`), and ``calc.execution`` says what runs.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -50,6 +54,9 @@ class TrajcastCalculator(Calculator):
         device: str | torch.device | None = "cpu",
         dtype: str | None = None,
         skin: float = 1.0,
+        tensor_product: str | None = None,
+        compile: bool = False,
+        edge_chunk: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -63,6 +70,10 @@ class TrajcastCalculator(Calculator):
                 raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
             model.config.dtype = dtype
         self.model = model.to(device=self.device, dtype=model.dtype).eval()
+        if tensor_product is not None or compile or edge_chunk is not None:
+            self.execution = configure(self.model, tensor_product, compile, edge_chunk)
+        else:
+            self.execution = execution_summary(self.model)
         self.neighbors = VerletNeighborList(model.config.cutoff, skin)
 
     def calculate(

@@ -128,7 +128,12 @@ def _simulate(args: argparse.Namespace) -> int:
             potential=args.potential,
             replicas=args.replicas,
             progress=not args.quiet,
+            tensor_product=args.tensor_product,
+            compile=args.compile,
+            edge_chunk=args.edge_chunk,
         )
+    except ImportError as err:  # an optional backend that is not installed
+        raise _fail(str(err)) from None
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         raise _fail(str(err)) from None
     except RuntimeError as err:  # the stability guard, a CUDA failure
@@ -137,6 +142,8 @@ def _simulate(args: argparse.Namespace) -> int:
         f"{report.steps} steps, {report.simulated_ps:.2f} ps in {report.wall_seconds:.1f} s "
         f"({report.ns_per_day:.1f} ns/day), mean T {report.mean_temperature:.1f} K"
     )
+    if report.execution:
+        print(f"ran with    {report.execution}")
     print(f"trajectory  {report.output}  (mdtraj.load('{report.output}'))")
     print(f"log         {report.log}")
     print(f"analyse     trajcast analyze {report.output}  (RDF, VDOS, MSD, T and energy plots)")
@@ -414,6 +421,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--replicas", type=int, default=1,
                      help="batched copies (one forward pass); --temperature may list one "
                           "value per replica, e.g. 300,600,900")  # fmt: skip
+    sim.add_argument(
+        "--tensor-product",
+        metavar="BACKEND",
+        help="channelwise (default), e3nn or cuequivariance (needs "
+        "cuequivariance-torch, and its ops package for the CUDA kernels)",
+    )
+    sim.add_argument("--compile", action="store_true",
+                     help="torch.compile the interaction layers (checked against eager on "
+                          "first use; for CUDA)")  # fmt: skip
+    sim.add_argument("--edge-chunk", type=int, metavar="EDGES",
+                     help="evaluate messages this many edges at a time: bounds memory for "
+                          "large systems (e.g. 2000000 on an 80 GB GPU; default all)")  # fmt: skip
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--config", help="YAML file of these options (command line wins)")
     sim.set_defaults(handler=_simulate, subparser=sim)

@@ -38,6 +38,7 @@ class SimulationReport:
     wall_seconds: float
     interrupted: bool
     mean_temperature: float
+    execution: str = ""
 
     @property
     def ns_per_day(self) -> float:
@@ -113,6 +114,9 @@ def simulate(
     potential: str | os.PathLike | None = None,
     replicas: int = 1,
     progress: bool = True,
+    tensor_product: str | None = None,
+    compile: bool = False,
+    edge_chunk: int | None = None,
 ) -> SimulationReport:
     """Run a forecaster simulation (see the module docstring); returns a report.
 
@@ -124,18 +128,21 @@ def simulate(
     ``replicas > 1`` advances that many copies of the structure in one batched forward
     pass (each with its own velocities and seed ``seed + k``; ``temperature`` may list one
     value per replica, comma-separated), writing ``{output stem}_r{k}.h5``.
-    ``temperature`` None takes the model card's (``metadata['temperature_K']``), else 300 K."""
+    ``temperature`` None takes the model card's (``metadata['temperature_K']``), else 300 K.
+    ``tensor_product`` / ``compile`` / ``edge_chunk`` choose how the forecaster runs (the report's
+    ``execution`` and the file's provenance say what ran)."""
     if int(replicas) > 1:
         return _simulate_replicas(
             model, structure, supercell, temperature, thermostat, tau, steps, time_ps,
             write_every, device, dtype, seed, Path(output), overwrite, resume, engine,
-            int(replicas), progress, energy_rescale,
+            int(replicas), progress, energy_rescale, tensor_product, compile, edge_chunk,
         )  # fmt: skip
     if int(replicas) < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
     from integrators import ForecastCSVR, ForecastLangevin, ForecastLogger, ForecastNVE
     from integrators.rollout import load_forecaster
     from trajcast_engine.data.reference_md import thermalize
+    from trajcast_engine.nn.execution import execution_summary
     from trajcast_engine.trajectory import TrajectoryReader, TrajectoryWriter
 
     output = Path(output)
@@ -153,7 +160,8 @@ def simulate(
         raise ValueError(f"write-every must be >= 1, got {write_every}")
     if engine not in ("forecaster", "mlip"):
         raise ValueError(f"engine must be forecaster or mlip, got {engine!r}")
-    forecaster = load_forecaster(model, device, dtype)
+    forecaster = load_forecaster(model, device, dtype, tensor_product, compile, edge_chunk)
+    execution = execution_summary(forecaster)
     if temperature is None:
         temperature = default_temperature(forecaster)
     target = parse_temperature(temperature)
@@ -208,6 +216,7 @@ def simulate(
         "temperature": temperature if isinstance(temperature, str) else target,
         "seed": seed,
         "engine": engine,
+        "execution": execution,
     }
     writer = TrajectoryWriter(
         output,
@@ -253,6 +262,7 @@ def simulate(
         wall_seconds=wall,
         interrupted=interrupted,
         mean_temperature=mean_t,
+        execution=execution if engine == "forecaster" else "",
     )
 
 
@@ -339,7 +349,8 @@ def _count_steps(steps: int | None, time_ps: float | None, dt_fs: float) -> int:
 
 def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau, steps,
                        time_ps, write_every, device, dtype, seed, output, overwrite, resume,
-                       engine, replicas, progress, energy_rescale) -> SimulationReport:  # fmt: skip
+                       engine, replicas, progress, energy_rescale, tensor_product,
+                       compile, edge_chunk) -> SimulationReport:  # fmt: skip
     """Batched replicas through :class:`integrators.ForecastRollout` (see ``simulate``)."""
     from ase.md.velocitydistribution import Stationary
 
@@ -347,11 +358,13 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
     from integrators.rollout import load_forecaster
     from trajcast_engine.data.reference_md import thermalize
     from trajcast_engine.graph import from_atoms
+    from trajcast_engine.nn.execution import execution_summary
     from trajcast_engine.trajectory import TrajectoryWriter
 
     if resume or engine != "forecaster":
         raise ValueError("replicas run with the forecaster engine and cannot be resumed")
-    forecaster = load_forecaster(model, device, dtype)
+    forecaster = load_forecaster(model, device, dtype, tensor_product, compile, edge_chunk)
+    execution = execution_summary(forecaster)
     if temperature is None:
         temperature = default_temperature(forecaster)
     text = str(temperature)
@@ -423,7 +436,7 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
                 writer.close()
     return SimulationReport(
         output=paths[0], log=log_path, steps=done, simulated_ps=done * dt_fs / 1000.0,
-        wall_seconds=wall, interrupted=interrupted, mean_temperature=mean_t,
+        wall_seconds=wall, interrupted=interrupted, mean_temperature=mean_t, execution=execution,
     )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from e3nn import o3
 from torch import Tensor, nn
 
 from trajcast_engine.graph import AtomicGraph
+from trajcast_engine.nn.compiled import layers_of
 from trajcast_engine.nn.config import DTYPES, ModelConfig, SpeciesIndex
 from trajcast_engine.nn.conservation import (
     angular_momenta,
@@ -97,6 +98,9 @@ class TrajCastForecaster(nn.Module):
         n_species = len(c.species)
         self.species_index = SpeciesIndex(c.species)
         self.irreps_sh = o3.Irreps.spherical_harmonics(c.lmax)
+        self.spherical_harmonics = o3.SphericalHarmonics(
+            self.irreps_sh, normalize=True, normalization="component"
+        )  # a module, so torch.compile never inspects the Irreps
         self.radial = RadialEmbedding(c.cutoff, c.num_basis, c.envelope_p)
         self.speed_basis = GaussianBasis(c.max_speed, c.num_speed_basis)
         self.embedding = o3.Linear(o3.Irreps(f"{n_species}x0e"), o3.Irreps(f"{c.channels}x0e"))
@@ -187,20 +191,16 @@ class TrajCastForecaster(nn.Module):
         lengths = torch.linalg.norm(vectors, dim=1)
         keep = lengths < c.cutoff  # Verlet lists carry longer edges
         receivers, senders = graph.edge_index[0][keep], graph.edge_index[1][keep]
-        edge_sh = o3.spherical_harmonics(
-            self.irreps_sh, vectors[keep], normalize=True, normalization="component"
-        )
+        edge_sh = self.spherical_harmonics(vectors[keep])
         edge_radial = self.radial(lengths[keep])
 
         v = graph.velocities
-        velocity_sh = o3.spherical_harmonics(
-            self.irreps_sh, v, normalize=True, normalization="component"
-        )
+        velocity_sh = self.spherical_harmonics(v)
         speed = self.speed_basis(torch.linalg.norm(v, dim=1))
         speed_features = (speed[:, :, None] * onehot[:, None, :]).flatten(1)
         v_in = v / self.velocity_scale
         h = torch.cat([self.embedding(onehot), v_in], dim=1)
-        for layer in self.layers:
+        for layer in layers_of(self):
             h = layer(h, onehot, edge_sh, edge_radial, receivers, senders, velocity_sh,
                       speed_features)  # fmt: skip
         out = self.readout(torch.cat([h, v_in], dim=1))

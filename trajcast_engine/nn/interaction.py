@@ -20,6 +20,7 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import Tensor, nn
 
+from trajcast_engine.nn.channelwise import DepthwiseProduct
 from trajcast_engine.nn.scatter import scatter_sum
 
 
@@ -75,18 +76,31 @@ def gate_for(irreps_out: o3.Irreps) -> Gate:
 def pooled_messages(
     h: Tensor,
     linear_up: nn.Module,
-    product: o3.TensorProduct,
+    product: nn.Module,
     radial: nn.Module,
     edge_sh: Tensor,
     edge_radial: Tensor,
     receivers: Tensor,
     senders: Tensor,
     avg_num_neighbors: float,
+    edge_chunk: int | None = None,
 ) -> Tensor:
     """``m_i = (1 / n_avg) Σ_j W(|r_ij|) · (L_up(h_j) ⊗ Y(r̂_ij))``, the NequIP message sum
-    both models' layers start from."""
-    messages = product(linear_up(h)[senders], edge_sh, radial(edge_radial))
-    return scatter_sum(messages, receivers, h.shape[0]) / avg_num_neighbors
+    both models' layers start from. With ``edge_chunk`` the edges are taken that many at
+    a time and their sums accumulated, so the per-edge messages (the largest tensors of a
+    step) never exist for all edges at once; the result is the same sum."""
+    up = linear_up(h)
+    n_edges = senders.shape[0]
+    if edge_chunk is None or n_edges <= edge_chunk:
+        messages = product(up[senders], edge_sh, radial(edge_radial))
+        return scatter_sum(messages, receivers, h.shape[0]) / avg_num_neighbors
+    pooled = None
+    for start in range(0, n_edges, int(edge_chunk)):
+        part = slice(start, start + int(edge_chunk))
+        messages = product(up[senders[part]], edge_sh[part], radial(edge_radial[part]))
+        summed = scatter_sum(messages, receivers[part], h.shape[0])
+        pooled = summed if pooled is None else pooled + summed
+    return pooled / avg_num_neighbors
 
 
 class InteractionBlock(nn.Module):
@@ -106,11 +120,13 @@ class InteractionBlock(nn.Module):
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
         self.avg_num_neighbors = float(avg_num_neighbors)
+        self.edge_chunk: int | None = None  # edges per chunk of messages (None: all)
         self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
 
         self.tensor_product, irreps_mid = uvu_tensor_product(
             self.irreps_in, irreps_sh, o3.Irreps(irreps_out)
         )
+        self.edge_product = DepthwiseProduct(self.tensor_product)
         self.radial = FullyConnectedNet(
             [num_basis] + [radial_hidden] * radial_layers + [self.tensor_product.weight_numel],
             torch.nn.functional.silu,
@@ -133,7 +149,7 @@ class InteractionBlock(nn.Module):
         senders: Tensor,
     ) -> Tensor:
         pooled = pooled_messages(
-            h, self.linear_up, self.tensor_product, self.radial, edge_sh, edge_radial,
-            receivers, senders, self.avg_num_neighbors,
+            h, self.linear_up, self.edge_product, self.radial, edge_sh, edge_radial,
+            receivers, senders, self.avg_num_neighbors, self.edge_chunk,
         )  # fmt: skip
         return self.gate(self.linear_down(pooled) + self.self_interaction(h, species_onehot))

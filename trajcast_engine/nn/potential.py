@@ -20,6 +20,7 @@ from e3nn import o3
 from torch import Tensor, nn
 
 from trajcast_engine.graph import AtomicGraph
+from trajcast_engine.nn.compiled import layers_of
 from trajcast_engine.nn.config import DTYPES, ModelConfig, SpeciesIndex
 from trajcast_engine.nn.conservative import ConservativePotential
 from trajcast_engine.nn.interaction import InteractionBlock, hidden_irreps
@@ -62,6 +63,9 @@ class EquivariantPotential(ConservativePotential):
         dtype = DTYPES[c.dtype]
         self.species_index = SpeciesIndex(c.species)
         self.irreps_sh = o3.Irreps.spherical_harmonics(c.lmax)
+        self.spherical_harmonics = o3.SphericalHarmonics(
+            self.irreps_sh, normalize=True, normalization="component"
+        )  # a module, so torch.compile never inspects the Irreps
         self.radial = RadialEmbedding(c.cutoff, c.num_basis, c.envelope_p)
         irreps_hidden = hidden_irreps(c.channels, c.lmax, c.both_parities)
         irreps = o3.Irreps(f"{c.channels}x0e")
@@ -113,13 +117,11 @@ class EquivariantPotential(ConservativePotential):
         keep = lengths < self.config.cutoff  # Verlet lists carry longer edges
         vectors, lengths = vectors[keep], lengths[keep]
         receivers, senders = graph.edge_index[0][keep], graph.edge_index[1][keep]
-        edge_sh = o3.spherical_harmonics(
-            self.irreps_sh, vectors, normalize=True, normalization="component"
-        )
+        edge_sh = self.spherical_harmonics(vectors)
         edge_radial = self.radial(lengths)
         onehot = torch.nn.functional.one_hot(index, len(self.config.species)).to(self.dtype)
         h = self.embedding(onehot)
-        for layer in self.layers:
+        for layer in layers_of(self):
             h = layer(h, onehot, edge_sh, edge_radial, receivers, senders)
         scalar = self.readout(torch.nn.functional.silu(self.readout_hidden(h))).squeeze(-1)
         return self.energy_scale * scalar + self.energy_shift + self.reference_energies[index]

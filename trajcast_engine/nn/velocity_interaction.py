@@ -23,6 +23,7 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet
 from torch import Tensor, nn
 
+from trajcast_engine.nn.channelwise import DepthwiseProduct
 from trajcast_engine.nn.interaction import gate_for, pooled_messages, uvu_tensor_product
 
 
@@ -45,8 +46,10 @@ class VelocityInteraction(nn.Module):
         self.irreps_in = o3.Irreps(irreps_in)
         irreps_hidden = o3.Irreps(irreps_hidden)
         self.avg_num_neighbors = float(avg_num_neighbors)
+        self.edge_chunk: int | None = None  # edges per chunk of messages (None: all)
         self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
         self.edge_product, irreps_mid = uvu_tensor_product(self.irreps_in, irreps_sh, irreps_hidden)
+        self.edge_kernel = DepthwiseProduct(self.edge_product)
         self.radial = FullyConnectedNet(
             [num_basis] + [radial_hidden] * radial_layers + [self.edge_product.weight_numel],
             torch.nn.functional.silu,
@@ -55,6 +58,7 @@ class VelocityInteraction(nn.Module):
         self.velocity_product, irreps_vel = uvu_tensor_product(
             irreps_hidden, irreps_sh, irreps_hidden
         )
+        self.velocity_kernel = DepthwiseProduct(self.velocity_product)
         self.speed = FullyConnectedNet(
             [speed_features, radial_hidden, self.velocity_product.weight_numel],
             torch.nn.functional.silu,
@@ -78,10 +82,10 @@ class VelocityInteraction(nn.Module):
         speed_features: Tensor,
     ) -> Tensor:
         pooled = pooled_messages(
-            h, self.linear_up, self.edge_product, self.radial, edge_sh, edge_radial,
-            receivers, senders, self.avg_num_neighbors,
+            h, self.linear_up, self.edge_kernel, self.radial, edge_sh, edge_radial,
+            receivers, senders, self.avg_num_neighbors, self.edge_chunk,
         )  # fmt: skip
-        mixed = self.velocity_product(
+        mixed = self.velocity_kernel(
             self.linear_mid(pooled), velocity_sh, self.speed(speed_features)
         )
         update = self.gate(self.linear_down(mixed))
