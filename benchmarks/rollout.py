@@ -48,7 +48,8 @@ def forecaster(args: argparse.Namespace):
     from integrators.rollout import load_forecaster
     from trajcast_engine.models import shipped_model_available
 
-    how = dict(tensor_product=args.tensor_product, edge_chunk=args.edge_chunk)
+    chunk = "auto" if args.edge_chunk is None else args.edge_chunk
+    how = dict(tensor_product=args.tensor_product, edge_chunk=chunk)
     if args.model == "shipped" and shipped_model_available("cu-emt-forecaster"):
         model = load_forecaster("cu-emt-forecaster", args.device, **how)
         return model, "shipped cu-emt-forecaster"
@@ -184,7 +185,11 @@ def main() -> None:
         help="shipped cu-emt-forecaster, or an untrained paper-size one",
     )
     parser.add_argument("--tensor-product", help="channelwise (default), e3nn, cuequivariance")
-    parser.add_argument("--edge-chunk", type=int, help="messages this many edges at a time")
+    parser.add_argument(
+        "--edge-chunk",
+        type=int,
+        help="messages this many edges at a time (default: the engine's; 0: all)",
+    )
     parser.add_argument(
         "--skip-skin0",
         action="store_true",

@@ -42,7 +42,7 @@ def load_forecaster(
     dtype: str | None = None,
     tensor_product: str | None = None,
     compile: bool = False,
-    edge_chunk: int | None = None,
+    edge_chunk: int | str | None = "auto",
 ) -> nn.Module:
     """A forecaster object, model file or shipped model name, on ``device`` in ``dtype``,
     evaluated with the ``tensor_product`` backend (None: the default, channel-wise) and,

@@ -16,6 +16,7 @@ from ase.io import write
 from trajcast_engine.models import shipped_model_available
 from trajcast_engine.nn.forecaster import ForecasterConfig, TrajCastForecaster
 from trajcast_engine.nn.model_io import save_model
+from trajcast_engine.trajectory import TrajectoryReader
 
 shipped_forecaster = pytest.mark.skipif(
     not shipped_model_available("cu-emt-forecaster"),
@@ -76,8 +77,13 @@ def run(model_file, tmp_path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def test_options_take_effect_and_the_file_loads(model_file, tmp_path):
-    result = run(model_file, tmp_path, "--steps", "10", "--write-every", "5", "--seed", "3")
+    result = run(model_file, tmp_path, "--steps", "10", "--write-every", "5", "--seed", "3",
+                 "--tensor-product", "e3nn", "--edge-chunk", "100")  # fmt: skip
     assert result.returncode == 0, result.stderr
+    said = "ran with    tensor products: e3nn (cpu); torch.compile: off; edges in chunks of 100"
+    assert said in result.stdout
+    with TrajectoryReader(tmp_path / "trajectory.h5") as reader:
+        assert reader.provenance["execution"] == said.split("ran with    ")[1]
     assert "trajectory  trajectory.h5" in result.stdout
     assert "trajcast analyze trajectory.h5" in result.stdout  # how to analyse it
     traj = mdtraj.load(str(tmp_path / "trajectory.h5"))
@@ -131,6 +137,8 @@ def test_resume_continues_numbering_and_the_run(model_file, tmp_path):
         (["--device", "cuda"], "no CUDA device"),
         (["--output", "nowhere/t.h5"], "output directory does not exist"),
         (["--model", "no-such-model"], "model file not found"),
+        (["--tensor-product", "triton"], "unknown tensor-product backend 'triton'"),
+        (["--edge-chunk", "-5"], "edge chunk must be a positive number of edges"),
     ],
 )
 def test_bad_input_gives_one_clear_line(model_file, tmp_path, args, message):

@@ -203,7 +203,7 @@ def test_edge_chunks_give_the_same_forecast_and_forces():
     for key, value in chunked.items():
         torch.testing.assert_close(value, whole[key], rtol=1e-12, atol=1e-13)
     with pytest.raises(ValueError, match="edge chunk must be a positive number"):
-        configure(model, edge_chunk=0)
+        configure(model, edge_chunk=-1)
 
     atoms = copper()
     atoms.calc = TrajcastCalculator(make_model())

@@ -19,7 +19,7 @@ from trajcast_engine.graph import from_atoms
 from trajcast_engine.neighbors import VerletNeighborList
 from trajcast_engine.nn.config import DTYPES
 from trajcast_engine.nn.conservative import ConservativePotential
-from trajcast_engine.nn.execution import configure, execution_summary
+from trajcast_engine.nn.execution import configure
 from trajcast_engine.nn.model_io import load_model
 
 
@@ -56,7 +56,7 @@ class TrajcastCalculator(Calculator):
         skin: float = 1.0,
         tensor_product: str | None = None,
         compile: bool = False,
-        edge_chunk: int | None = None,
+        edge_chunk: int | str | None = "auto",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -70,10 +70,7 @@ class TrajcastCalculator(Calculator):
                 raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
             model.config.dtype = dtype
         self.model = model.to(device=self.device, dtype=model.dtype).eval()
-        if tensor_product is not None or compile or edge_chunk is not None:
-            self.execution = configure(self.model, tensor_product, compile, edge_chunk)
-        else:
-            self.execution = execution_summary(self.model)
+        self.execution = configure(self.model, tensor_product, compile, edge_chunk)
         self.neighbors = VerletNeighborList(model.config.cutoff, skin)
 
     def calculate(

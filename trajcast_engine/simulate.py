@@ -116,7 +116,7 @@ def simulate(
     progress: bool = True,
     tensor_product: str | None = None,
     compile: bool = False,
-    edge_chunk: int | None = None,
+    edge_chunk: int | str | None = "auto",
 ) -> SimulationReport:
     """Run a forecaster simulation (see the module docstring); returns a report.
 

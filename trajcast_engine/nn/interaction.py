@@ -98,8 +98,7 @@ def pooled_messages(
     for start in range(0, n_edges, int(edge_chunk)):
         part = slice(start, start + int(edge_chunk))
         messages = product(up[senders[part]], edge_sh[part], radial(edge_radial[part]))
-        summed = scatter_sum(messages, receivers[part], h.shape[0])
-        pooled = summed if pooled is None else pooled + summed
+        pooled = scatter_sum(messages, receivers[part], h.shape[0], out=pooled)
     return pooled / avg_num_neighbors
 
 

@@ -30,16 +30,21 @@ def scatter_backend() -> str:
     return "index_add" if _torch_scatter is None else "torch_scatter"
 
 
-def scatter_sum(src: Tensor, index: Tensor, dim_size: int) -> Tensor:
+def scatter_sum(src: Tensor, index: Tensor, dim_size: int, out: Tensor | None = None) -> Tensor:
     """Sum rows of ``src`` (E, ...) into ``dim_size`` rows by ``index`` (E,).
 
-    Differentiable in ``src``; rows that no index names are zero.
+    Differentiable in ``src``; rows that no index names are zero. With ``out`` the sums
+    are added to it in place (and it is returned): chunks of edges accumulate without a
+    new ``dim_size`` tensor per chunk.
     """
     if index.dim() != 1 or index.shape[0] != src.shape[0]:
         raise ValueError(
             f"index must have shape ({src.shape[0]},) to match src, got {tuple(index.shape)}"
         )
+    if out is not None and out.shape != (dim_size, *src.shape[1:]):
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected ({dim_size}, ...)")
     if scatter_backend() == "torch_scatter":
-        return _torch_scatter.scatter_add(src, index, dim=0, dim_size=dim_size)
-    out = src.new_zeros((dim_size, *src.shape[1:]))
+        return _torch_scatter.scatter_add(src, index, dim=0, dim_size=dim_size, out=out)
+    if out is None:
+        out = src.new_zeros((dim_size, *src.shape[1:]))
     return out.index_add_(0, index, src)
