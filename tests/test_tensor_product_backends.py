@@ -163,13 +163,13 @@ def test_compiled_layers_match_eager_and_a_miscompilation_stops_the_run():
     model = make_forecaster()
     graph = from_atoms(crystal(), dtype=torch.float64).with_neighbors(4.0)
     eager = model(graph)
-    assert configure(model, compile=True).endswith(
-        "torch.compile: on (checked against eager on first use)"
+    assert "torch.compile: on (checked against eager on first use)" in configure(
+        model, compile=True
     )
     compiled = model(graph)  # first call: compiled and checked
     for key, value in compiled.items():
         torch.testing.assert_close(value, eager[key], rtol=1e-10, atol=1e-12)
-    assert configure(model).endswith("torch.compile: off")
+    assert "torch.compile: off" in configure(model)
 
     layer = model.layers[0]
     broken = _checked(0, layer, lambda *args: layer(*args) * 1.001)
