@@ -23,16 +23,12 @@ def configure(
     """Set ``model``'s backend (None keeps it), compile mode and edge chunk (messages of
     at most that many edges at a time: bounds a step's memory for large systems; None or
     0: all at once; "auto": :data:`CPU_EDGE_CHUNK` on a CPU, :data:`GPU_EDGE_CHUNK` on a
-    GPU), on
-    its current device and dtype; returns the summary line, e.g.
+    GPU), on its current device and dtype; returns the summary line, e.g.
     ``"tensor products: channelwise (cpu); torch.compile: off; edges in chunks of 32768"``."""
     chunk = _edge_chunk(model, edge_chunk)
     for layer in getattr(model, "layers", []):
         layer.edge_chunk = chunk
-    has_products = describe_backend(model) != "none (no tensor products)"
-    if tensor_product is not None:
-        if not has_products:
-            raise ValueError(f"{type(model).__name__} has no tensor products to configure")
+    if tensor_product is not None:  # set_backend refuses a model without tensor products
         set_backend(model, tensor_product)
     if compile:
         enable_compile(model)
