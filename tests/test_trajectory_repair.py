@@ -1,5 +1,6 @@
-"""A torn tail (a crash during a flush) is detected, skipped, refused for append, and
-cut by ``trajcast repair``; a file killed before its first flush resumes."""
+"""A torn tail (a crash during a flush of a format-1 file, written before the commit
+protocol) is detected, skipped, refused for append, and cut by ``trajcast repair``; a
+file killed before its first flush resumes."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ def write_frames(path, atoms, start, count, mode="w"):
 
 
 def tear_last_block(path, rows=5):
-    """What the measured torn crash left: the last block's rows allocated, data zero."""
+    """What a crash inside a flush could leave before the commit protocol (format 1): the
+    last block's rows allocated, their data zero."""
     with h5py.File(path, "r+") as f:
+        f["trajcast"].attrs["format_version"] = 1
         for name in ("coordinates", "velocities", "time"):
             f[name][-rows:] = 0
         f["trajcast/time"][-rows:] = 0
@@ -44,7 +47,7 @@ def test_torn_tail_is_detected_refused_and_repaired(tmp_path, capsys):
         TrajectoryWriter(path, atoms, mode="a")
     assert repair_trajectory(path, dry_run=True) == (10, 5)
     assert main(["repair", str(path)]) == 0
-    assert "cut 5 torn frames; 10 complete frames kept" in capsys.readouterr().out
+    assert "cut 5 incomplete frames; 10 complete frames kept" in capsys.readouterr().out
     traj = mdtraj.load(str(path))
     assert traj.n_frames == 10 and np.allclose(traj.time[-1], 0.09)
     write_frames(path, atoms, 10, 5, mode="a")  # resume after the repair

@@ -15,6 +15,7 @@ Sub-commands:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -274,18 +275,23 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _repair(args: argparse.Namespace) -> int:
-    from trajcast_engine.trajectory.repair import repair_trajectory
+    from trajcast_engine.trajectory.repair import interrupted, repair_trajectory
 
     try:
+        mid_flush = os.path.isfile(args.trajectory) and interrupted(args.trajectory)
         kept, dropped = repair_trajectory(args.trajectory, dry_run=args.dry_run)
     except (ValueError, FileNotFoundError) as err:
         raise _fail(str(err)) from None
-    if dropped == 0:
-        print(f"{args.trajectory}: all {kept} frames are complete; nothing to repair")
-    elif args.dry_run:
-        print(f"{args.trajectory}: {dropped} torn frames after frame {kept} (not changed)")
+    name = args.trajectory
+    if dropped and args.dry_run:
+        print(f"{name}: {dropped} incomplete frames after frame {kept} (not changed)")
+    elif dropped:
+        print(f"{name}: cut {dropped} incomplete frames; {kept} complete frames kept")
+    elif mid_flush:
+        state = "(not changed)" if args.dry_run else "rewritten, all kept"
+        print(f"{name}: left inside a flush; its {kept} frames are complete; {state}")
     else:
-        print(f"{args.trajectory}: cut {dropped} torn frames; {kept} complete frames kept")
+        print(f"{name}: all {kept} frames are complete; nothing to repair")
     return 0
 
 
@@ -512,8 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = commands.add_parser(
         "repair",
-        help="cut the torn tail a crash during a flush can leave in a trajectory",
-        description="Keep the frames up to the last complete flush of an HDF5 trajectory.",
+        help="tidy a trajectory a crash interrupted (frames of old files it tore, rows it "
+        "left uncommitted)",
+        description="Keep the complete frames of an HDF5 trajectory and rewrite a file a "
+        "kill left in the middle of a flush (resuming does this by itself).",
     )
     rp.add_argument("trajectory", help="HDF5 trajectory written by trajcast")
     rp.add_argument("--dry-run", action="store_true", help="report only, change nothing")

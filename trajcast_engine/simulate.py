@@ -171,6 +171,9 @@ def simulate(
     atoms = load_structure(structure, model_name, supercell)
     rng_states = None
     if resume:
+        from trajcast_engine.trajectory.repair import prepare_for_append
+
+        prepare_for_append(output)  # back to the last complete flush, after any crash
         with TrajectoryReader(output) as reader:
             last = reader[-1]
             rng_states = reader.rng_state

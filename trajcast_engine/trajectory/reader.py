@@ -51,7 +51,7 @@ class TrajectoryReader:
             self.numbers = np.array([atomic_numbers[s] for s in topology_atom_order(self.topology)])
             self.masses = atomic_masses[self.numbers]
             self.pbc = np.full(3, "cell_lengths" in f)
-        # a crash can only lose whole flushes, but be defensive: count complete frames
+        # the writer never exposes a torn frame; files from older versions could hold one
         from trajcast_engine.trajectory.repair import consistent_frames
 
         self.n_frames, stored = consistent_frames(f)

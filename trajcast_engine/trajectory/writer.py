@@ -24,18 +24,16 @@ node                shape, dtype          units
 ==================  ====================  =================================
 
 Crash safety: frames are kept in memory and written in one block per flush (every
-``flush_frames`` frames or ``flush_seconds`` seconds, whichever comes first): all datasets
-are resized and filled, then ``H5Fflush`` runs. No HDF5 call happens between flushes, so
-a process killed between flushes (nearly all of a simulation's time) leaves the file
-exactly as of its last completed flush. HDF5's own metadata flush is not atomic: a kill
-landing inside ``H5Fflush`` can leave the last block torn (an extent written before the
-chunk index, read back as zeros); ``benchmarks/trajectory_crash.py`` measures how often
-in a flush-dominated worst case. Such a tail is detected (each flush's float64 restart
-snapshot must match its own float32 frame): the reader skips it with a warning, an
-append refuses the file, and ``trajcast repair`` cuts it (:mod:`.repair`). SWMR mode,
-whose ordered flushes would close that window, is not used: after a crash it leaves a
-status flag that stops PyTables, hence mdtraj, from opening the file (with or without
-file locking).
+``flush_frames`` frames or ``flush_seconds`` seconds, whichever comes first). No HDF5 call
+happens between flushes, and a flush appends its block with the commit protocol of
+:mod:`.commit`: chunks are written and indexed before any extent covers them, and
+``/coordinates`` (mdtraj's frame count) grows last. A process killed at any moment,
+inside a flush included, leaves a file that mdtraj loads with every committed frame and
+no partial one; the replay test (every prefix of the writes HDF5 issues, each opened)
+and ``benchmarks/trajectory_crash.py`` (random SIGKILLs) check it. Rows of other arrays
+beyond ``/coordinates`` (a kill between the protocol's flushes) are invisible and cut on
+resume. SWMR mode is not used: after a crash it leaves a status flag that stops
+PyTables, hence mdtraj, from opening the file.
 """
 
 from __future__ import annotations
@@ -43,6 +41,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -57,10 +56,12 @@ from ase.md.md import MolecularDynamics
 
 from trajcast_engine import __version__
 from trajcast_engine.trajectory import units as u
+from trajcast_engine.trajectory.commit import append_rows, create_index
 from trajcast_engine.trajectory.topology import topology_dict
 from trajcast_engine.validation import check_positions
 
-FORMAT_VERSION = 1
+#: 2: appended with the commit protocol (:mod:`.commit`), every stored frame whole
+FORMAT_VERSION = 2
 EXTRAS = "trajcast"
 
 #: optional per-frame fields: a trajectory has each in every frame or in none
@@ -142,8 +143,8 @@ class TrajectoryWriter:
             raise ValueError(f"atoms must be an ase.Atoms, got {type(atoms).__name__}")
         if flush_frames < 1 or not flush_seconds > 0:
             raise ValueError("flush_frames must be >= 1 and flush_seconds > 0")
-        if compression not in (None, "gzip", "lzf"):
-            raise ValueError(f"compression must be None, 'gzip' or 'lzf', got {compression!r}")
+        if compression not in (None, "gzip"):
+            raise ValueError(f"compression must be None or 'gzip', got {compression!r}")
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"directory does not exist: {self.path.parent}")
         check_positions(atoms.positions)
@@ -166,8 +167,11 @@ class TrajectoryWriter:
         self.last_step: int | None = None
         topology = topology_dict(atoms, bonds=bonds)
         if mode == "a":
+            from trajcast_engine.trajectory.repair import prepare_for_append
+
             self._check_resumable(topology)
-            self._file = h5py.File(self.path, "a")
+            prepare_for_append(self.path)
+            self._file = open_for_append(self.path)
             coordinates = self._file.get("coordinates")
             self.n_frames = 0 if coordinates is None else int(coordinates.shape[0])
             if self.n_frames:
@@ -182,14 +186,14 @@ class TrajectoryWriter:
                     f"{self.path} exists: pass overwrite=True to replace it, or mode='a' "
                     "to append to it"
                 )
-            self._file = h5py.File(self.path, "w")
+            with h5py.File(self.path, "w") as f:  # HDF5's default superblock (no flags)
+                self._write_header(f, topology, title, provenance or {})
+            self._file = open_for_append(self.path)
             self.n_frames = 0
-            self._write_header(topology, title, provenance or {})
         self._closer = _close_at_exit(self)
 
     # ---- header and resume checks --------------------------------------------------
-    def _write_header(self, topology: dict, title: str, provenance: dict) -> None:
-        f = self._file
+    def _write_header(self, f: h5py.File, topology: dict, title: str, provenance: dict) -> None:
         f.attrs["conventions"] = "Pande"
         f.attrs["conventionVersion"] = "1.1"
         f.attrs["program"] = "trajcast-engine"
@@ -212,10 +216,10 @@ class TrajectoryWriter:
 
         check_trajectory_file(self.path, header_only=True)
         with h5py.File(self.path, "r") as f:
-            good, longest = consistent_frames(f)
-            if good < longest:
+            good, committed = consistent_frames(f)
+            if good < committed:
                 raise ValueError(
-                    f"cannot append to {self.path}: its last {longest - good} frames "
+                    f"cannot append to {self.path}: its last {committed - good} frames "
                     "are torn (a crash during a flush); run `trajcast repair "
                     f"{self.path}` to cut them, then resume"
                 )
@@ -401,14 +405,35 @@ class TrajectoryWriter:
         self._require_open()
         if self._count:
             if self.n_frames == 0 and "coordinates" not in self._file:
-                self._create_datasets()
-            self._append_block(self._count)
+                self._first_block(self._count)
+            else:
+                self._append_block(self._count)
             self.n_frames += self._count
             self._count = 0
         if self._rng_state is not None:
             self._file[EXTRAS].attrs["rng_state"] = self._rng_state
         self._file.flush()
         self._last_flush = time.monotonic()
+
+    def _first_block(self, count: int) -> None:
+        """Create the per-frame arrays with the first block in a copy of the header-only
+        file, then rename the copy over it: adding arrays changes the root group's index,
+        which HDF5 may write before the new objects it points to, so a kill never sees
+        that step half-done (the rename is atomic; a kill before it leaves the header-only
+        file and a stray ``.partial`` copy, which the next attempt overwrites)."""
+        self._file.close()
+        partial = self.path.with_name(self.path.name + ".partial")
+        shutil.copyfile(self.path, partial)
+        self._file = open_for_append(partial)
+        self._create_datasets()
+        frames, records = self._block_arrays(count)
+        for ds, _ in frames + records:
+            create_index(ds)
+        # chunks stored as later appends expect them (a partly filled one padded: commit.py)
+        append_rows(self._file, frames, self._file["coordinates"], records)
+        self._file.close()
+        os.replace(partial, self.path)
+        self._file = open_for_append(self.path)
 
     def _create_datasets(self) -> None:
         f, extras = self._file, self._file[EXTRAS]
@@ -450,16 +475,20 @@ class TrajectoryWriter:
                 create(extras, "velocities", (n, 3), "f8", "angstrom/femtosecond")
 
     def _append_block(self, count: int) -> None:
+        frames, records = self._block_arrays(count)
+        append_rows(self._file, frames, self._file["coordinates"], records)
+
+    def _block_arrays(self, count: int) -> tuple[list, list]:
+        """``(per-frame, other)`` lists of ``(dataset, rows to append)`` for the block."""
         f, extras, b = self._file, self._file[EXTRAS], self._blocks
-        start, stop = self.n_frames, self.n_frames + count
+        frames: list[tuple[h5py.Dataset, np.ndarray]] = []
+        records: list[tuple[h5py.Dataset, np.ndarray]] = []
 
-        restarts = int(extras["restart_frame"].shape[0])
-
-        def put(ds, values, expected_rows=start):
-            if ds.shape[0] != expected_rows:  # the file was changed behind our back
-                raise RuntimeError(f"{ds.name} has {ds.shape[0]} rows, expected {expected_rows}")
-            ds.resize(expected_rows + values.shape[0], axis=0)
-            ds[expected_rows:] = values
+        def put(ds: h5py.Dataset, values: np.ndarray, rows: int | None = None) -> None:
+            expected = self.n_frames if rows is None else rows
+            if ds.shape[0] != expected:  # the file was changed behind our back
+                raise RuntimeError(f"{ds.name} has {ds.shape[0]} rows, expected {expected}")
+            (frames if rows is None else records).append((ds, values))
 
         put(f["coordinates"], b["coordinates"][:count])
         if "velocities" in b:
@@ -480,10 +509,12 @@ class TrajectoryWriter:
             put(extras["positions"], b["positions64"][:count])
             if "velocities64" in b:
                 put(extras["velocities"], b["velocities64"][:count])
+        restarts = int(extras["restart_frame"].shape[0])
         put(extras["restart_positions"], b["last_positions"], restarts)
         if "last_velocities" in b:
             put(extras["restart_velocities"], b["last_velocities"], restarts)
-        put(extras["restart_frame"], np.array([stop - 1]), restarts)
+        put(extras["restart_frame"], np.array([self.n_frames + count - 1]), restarts)
+        return frames, records
 
     # ---- closing -------------------------------------------------------------------
     @property
@@ -512,6 +543,18 @@ class TrajectoryWriter:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self.n_frames + self._count} frames"
         return f"TrajectoryWriter({str(self.path)!r}, {len(self.atoms)} atoms, {state})"
+
+
+def open_for_append(path: str | os.PathLike) -> h5py.File:
+    """Open an existing trajectory for appending, creating new arrays in HDF5 1.10's format.
+
+    Arrays created with that format index their chunks with an extensible array, which
+    never moves an entry (the 1.8 B-tree splits its nodes: a kill during a split could
+    leave an index node pointing past the end of the file). The file keeps the superblock
+    it was created with: HDF5 1.10's superblock would carry a "file open for writing" flag
+    that, left set by a crash, stops PyTables (hence mdtraj) from opening the file.
+    """
+    return h5py.File(path, "r+", libver=("v110", "v110"))
 
 
 def _cell_parameters(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
