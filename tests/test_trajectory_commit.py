@@ -114,7 +114,9 @@ def test_every_state_a_kill_can_leave_is_readable_and_whole(tmp_path, monkeypatc
         if not first_block_in or path.name != "run.h5":
             return real_open(path)
         recorder["file"] = RecordingFile(path.read_bytes())
-        return h5py.File(recorder["file"], "r+", libver=("v110", "v110"))
+        return h5py.File(
+            recorder["file"], "r+", libver=("v110", "v110"), **writer_module._ALIGNMENT
+        )
 
     real_open = writer_module.open_for_append
     monkeypatch.setattr(writer_module, "open_for_append", open_recorded)

@@ -20,15 +20,19 @@ The protocol keeps every extent change and every chunk change in different flush
    ``/coordinates``, never shorter, and their extra rows are invisible to mdtraj.
 
 Raw chunk data is written when ``write_direct_chunk`` is called, before the flush that
-indexes it. A chunk is never moved once a reader can see it: uncompressed chunks keep their
-size, and a compressed chunk that is (or was) only partly filled is padded to the largest
-size its encoding can take, so that completing it rewrites it in place (a moved chunk
-would be indexed before the superblock's end-of-file address covers it: unreadable for a
-moment). Chunks written whole in one go are stored compressed without padding. The
-writer applies the filters itself: shuffle and deflate (gzip).
+indexes it. A chunk a reader can see is never moved: an uncompressed chunk keeps its size
+when a partly filled one is rewritten in place (its old rows byte for byte, so even a
+write the kill cuts short changes nothing visible); a compressed chunk would change size,
+move, and be indexed before the superblock's end-of-file address covers it, so compressed
+arrays hold one row per chunk and are never rewritten. The writer applies the filters
+itself: shuffle and deflate (gzip). A kill can also cut a multi-page ``write()`` short
+(the kernel checks for fatal signals between pages); the writer aligns every allocation
+to a 4 KiB page (:func:`~trajcast_engine.trajectory.writer.create_file`) so that no
+metadata object smaller than a page straddles two.
 
-Reference: HDF5 user guide, "Chunking in HDF5" and ``H5Dwrite_chunk``; the replay test is
-``tests/test_trajectory_commit.py`` and ``benchmarks/trajectory_crash.py``.
+Reference: HDF5 user guide, "Chunking in HDF5", ``H5Dwrite_chunk`` and
+``H5Pset_alignment``. Checked by the replay test ``tests/test_trajectory_commit.py`` and
+``benchmarks/trajectory_crash.py``.
 """
 
 from __future__ import annotations
@@ -48,18 +52,12 @@ def _shuffle(raw: bytes, itemsize: int) -> bytes:
     return np.ascontiguousarray(np.frombuffer(raw, np.uint8).reshape(-1, itemsize).T).tobytes()
 
 
-def _encoder(ds: h5py.Dataset) -> Callable[[np.ndarray, bool], bytes]:
-    """A function turning one chunk's array into the bytes HDF5 stores for it.
-
-    Filtered chunks are encoded here (shuffle, deflate). With ``fixed=True`` the bytes are
-    padded to the largest size the encoding can have, so that rewriting a partly filled
-    chunk never changes its size and HDF5 rewrites it in place (deflate streams end on
-    their own: the padding is never read).
-    """
+def _encoder(ds: h5py.Dataset) -> Callable[[np.ndarray], bytes]:
+    """A function turning one chunk's array into the bytes HDF5 stores for it (filtered
+    chunks are encoded here: shuffle, deflate)."""
     plist = ds.id.get_create_plist()
     steps: list[Callable[[bytes], bytes]] = []
     itemsize = ds.dtype.itemsize
-    compressed = False
     for index in range(plist.get_nfilters()):
         code, _, values, name = plist.get_filter(index)
         if code == _SHUFFLE:
@@ -67,21 +65,16 @@ def _encoder(ds: h5py.Dataset) -> Callable[[np.ndarray, bool], bytes]:
         elif code == _DEFLATE:
             level = int(values[0]) if len(values) else 4
             steps.append(lambda raw, level=level: zlib.compress(raw, level))
-            compressed = True
         else:
             raise ValueError(
                 f"{ds.name} uses the HDF5 filter {name.decode(errors='replace')!r}, which "
                 "this writer cannot apply; only shuffle and gzip (deflate) are supported"
             )
 
-    def encode(chunk: np.ndarray, fixed: bool) -> bytes:
+    def encode(chunk: np.ndarray) -> bytes:
         raw = np.ascontiguousarray(chunk, dtype=ds.dtype).tobytes()
-        size = len(raw)
         for step in steps:
             raw = step(raw)
-        if fixed and compressed:
-            bound = size + size // 1000 + 64  # above zlib's compressBound
-            raw = raw + bytes(bound - len(raw))
         return raw
 
     return encode
@@ -125,8 +118,12 @@ class _Growth:
             if old:
                 chunk[:old] = self.ds[first : self.start]
             chunk[old : last - first] = self.values[max(0, first - self.start) : last - self.start]
-            # a chunk that is or was partly filled keeps one stored size (see _encoder)
-            data = self.encode(chunk, fixed=old > 0 or last - first < self.rows)
+            if old and self.ds.compression is not None:
+                raise ValueError(
+                    f"{self.ds.name}: a compressed chunk cannot be rewritten in place; "
+                    "compressed arrays need one row per chunk"
+                )
+            data = self.encode(chunk)
             offset = (first,) + (0,) * (self.ds.ndim - 1)
             self.ds.id.write_direct_chunk(offset, data)
             self.pending = first + self.rows
@@ -142,20 +139,6 @@ def create_index(ds: h5py.Dataset) -> None:
         ds.resize(1, axis=0)
         ds[0] = np.zeros(ds.shape[1:], ds.dtype)
         ds.resize(0, axis=0)
-
-
-def pad_last_chunk(ds: h5py.Dataset) -> None:
-    """Store the partly filled last chunk of a compressed dataset at its padded size, as
-    :func:`append_rows` does, so that the next append rewrites it in place (for a
-    dataset written by ordinary writes; used on a file no reader sees yet)."""
-    rows = ds.chunks[0] if ds.chunks else 0
-    if not rows or ds.compression is None or ds.shape[0] % rows == 0:
-        return
-    first = ds.shape[0] - ds.shape[0] % rows
-    chunk = np.zeros((rows, *ds.shape[1:]), ds.dtype)
-    chunk[: ds.shape[0] - first] = ds[first:]
-    offset = (first,) + (0,) * (ds.ndim - 1)
-    ds.id.write_direct_chunk(offset, _encoder(ds)(chunk, fixed=True))
 
 
 def append_rows(

@@ -20,12 +20,12 @@ import h5py
 import numpy as np
 
 from trajcast_engine.trajectory import units as u
-from trajcast_engine.trajectory.commit import pad_last_chunk
 from trajcast_engine.trajectory.writer import (
     EXTRAS,
     FORMAT_VERSION,
     MDTRAJ_SCALARS,
     check_trajectory_file,
+    create_file,
     open_for_append,
 )
 
@@ -152,7 +152,7 @@ def rewrite_frames(path: str | os.PathLike, keep: int) -> None:
     """
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    with h5py.File(partial, "w"):  # HDF5's default superblock, arrays in 1.10's format
+    with create_file(partial):  # laid out as the writer lays out a new file
         pass
     with h5py.File(path, "r") as source, open_for_append(partial) as target:
         per_frame = {ds.name for ds in _per_frame(source)}
@@ -171,16 +171,21 @@ def rewrite_frames(path: str | os.PathLike, keep: int) -> None:
             if node.chunks is None:
                 target.create_dataset(name, data=node[()])
             else:
+                # as the writer lays them out: compressed per-atom arrays one frame per
+                # chunk (never rewritten), everything else uncompressed
+                chunks, options = node.chunks, {}
+                if node.compression is not None and node.ndim == 3:
+                    chunks = (1, *node.shape[1:])
+                    options = {"compression": node.compression, "shuffle": True,
+                               "compression_opts": node.compression_opts}  # fmt: skip
                 target.create_dataset(
-                    name, (rows, *node.shape[1:]), node.dtype, chunks=node.chunks,
-                    maxshape=node.maxshape, compression=node.compression,
-                    compression_opts=node.compression_opts, shuffle=node.shuffle,
+                    name, (rows, *node.shape[1:]), node.dtype, chunks=chunks,
+                    maxshape=node.maxshape, **options,
                 )  # fmt: skip
-                step = max(1, node.chunks[0]) * 64
+                step = max(1, chunks[0]) * 64
                 for start in range(0, rows, step):
                     stop = min(rows, start + step)
                     target[name][start:stop] = node[start:stop]
-                pad_last_chunk(target[name])
             target[name].attrs.update(node.attrs)
 
         target.attrs.update(source.attrs)

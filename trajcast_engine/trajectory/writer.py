@@ -186,7 +186,7 @@ class TrajectoryWriter:
                     f"{self.path} exists: pass overwrite=True to replace it, or mode='a' "
                     "to append to it"
                 )
-            with h5py.File(self.path, "w") as f:  # HDF5's default superblock (no flags)
+            with create_file(self.path) as f:
                 self._write_header(f, topology, title, provenance or {})
             self._file = open_for_append(self.path)
             self.n_frames = 0
@@ -439,12 +439,14 @@ class TrajectoryWriter:
         f, extras = self._file, self._file[EXTRAS]
         n, fields = len(self.atoms), self._fields or frozenset()
         rows = int(np.clip(1_000_000 // (12 * max(1, n)), 1, self._capacity))
-        options = {"compression": self.compression}
-        if self.compression is not None:
-            options["shuffle"] = True
 
         def create(group, name, shape, dtype, unit, chunk_rows=rows):
-            chunk = (chunk_rows if shape else 1024, *shape)
+            options, chunk = {}, (chunk_rows if shape else 1024, *shape)
+            if self.compression is not None and shape == (n, 3):
+                # one frame per chunk: a compressed chunk is never rewritten (a rewrite
+                # changes its size and moves it); scalars are left uncompressed
+                options = {"compression": self.compression, "shuffle": True}
+                chunk = (1, *shape)
             ds = group.create_dataset(
                 name, (0, *shape), dtype, maxshape=(None, *shape), chunks=chunk, **options
             )
@@ -545,6 +547,19 @@ class TrajectoryWriter:
         return f"TrajectoryWriter({str(self.path)!r}, {len(self.atoms)} atoms, {state})"
 
 
+#: every allocation starts on a 4 KiB boundary: the kernel copies a write() page by page
+#: and checks for a fatal signal between pages, so a kill can cut a write short, but
+#: never inside one page; aligned, no metadata object smaller than a page is ever torn
+_ALIGNMENT = {"alignment_threshold": 1, "alignment_interval": 4096}
+
+
+def create_file(path: str | os.PathLike) -> h5py.File:
+    """A new HDF5 file laid out for crash safety: HDF5's default (version 0) superblock,
+    which carries no "open for writing" flag for a crash to leave set (1.10's would stop
+    PyTables, hence mdtraj, from opening the file), and page-aligned allocations."""
+    return h5py.File(path, "w", **_ALIGNMENT)
+
+
 def open_for_append(path: str | os.PathLike) -> h5py.File:
     """Open an existing trajectory for appending, creating new arrays in HDF5 1.10's format.
 
@@ -554,7 +569,7 @@ def open_for_append(path: str | os.PathLike) -> h5py.File:
     it was created with: HDF5 1.10's superblock would carry a "file open for writing" flag
     that, left set by a crash, stops PyTables (hence mdtraj) from opening the file.
     """
-    return h5py.File(path, "r+", libver=("v110", "v110"))
+    return h5py.File(path, "r+", libver=("v110", "v110"), **_ALIGNMENT)
 
 
 def _cell_parameters(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
