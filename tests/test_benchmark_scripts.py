@@ -64,6 +64,16 @@ def test_trajectory_benchmark(tmp_path):
     assert len(data["rows"]) == 6 and data["writer_ms_per_frame"] > 0
 
 
+def test_crash_benchmark(tmp_path):
+    out = run("trajectory_crash.py", "--kills", "3", "--keep", str(tmp_path))
+    counts = {
+        line[:16].strip(): int(line[16:].split()[0])
+        for line in out.splitlines()
+        if line[:16].strip() in ("intact, resumed", "torn", "unreadable", "resume failed")
+    }
+    assert counts == {"intact, resumed": 3, "torn": 0, "unreadable": 0, "resume failed": 0}
+
+
 def test_potential_benchmark_without_mace(tmp_path):
     out_json = tmp_path / "pot.json"
     out = run(

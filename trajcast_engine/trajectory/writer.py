@@ -115,6 +115,9 @@ class TrajectoryWriter:
     is also kept in float64 (Å, Å/fs) so that a run resumes exactly, and
     ``full_precision=True`` keeps every frame in float64 as well (3x the bytes).
 
+    ``compression="gzip"`` compresses the per-atom arrays (positions, velocities) frame by
+    frame with shuffle and deflate, which mdtraj reads as it reads its own zlib files.
+
     ``mode="w"`` creates a file (refusing an existing one unless ``overwrite=True``);
     ``mode="a"`` resumes one, continuing its time and step numbering, and refuses a file
     whose atom count, species or topology differ from ``atoms``.
