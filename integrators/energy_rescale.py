@@ -4,7 +4,12 @@ After each learned step the thermal velocities are scaled so that the total ener
 ``U(r') + K'`` equals the total energy ``E = U(r) + K(v)`` the system had when the step
 began (FlashMD's rescaling; Bigi et al., arXiv 2505.19350, §2.3):
 
-    α = sqrt((E - U(r')) / K'),     v' <- V_com + α (v' - V_com).
+    α = sqrt((E - U(r') - K_rot) / K'),     v' <- V_com + ω × (r' - R) + α u',
+
+where ``u'`` are the thermal velocities and ``K'`` their kinetic energy; the centre-of-
+mass motion and, for an isolated system whose angular momentum the model keeps, the
+rigid rotation (kinetic energy ``K_rot``) are conserved quantities and are not scaled
+(:mod:`integrators.kinetics`).
 
 In NVE this keeps the initial energy ``E_0`` for the whole run. With a thermostat the
 learned step itself becomes energy-conserving, as a Hamiltonian flow is, and only the
@@ -32,7 +37,7 @@ from ase.calculators.calculator import Calculator
 from torch import Tensor
 
 from integrators.guard import RolloutInstability
-from integrators.kinetics import kinetic_energies, thermal_velocities
+from integrators.kinetics import kinetic_energies
 from trajcast_engine.graph import AtomicGraph
 from trajcast_engine.neighbors import VerletNeighborList
 from trajcast_engine.nn.conservative import ConservativePotential
@@ -99,10 +104,9 @@ class EnergyRescaler:
             self.start(rollout)
         assert self._u is not None
         g = rollout.graph
-        thermal, _ = thermal_velocities(
-            velocities, g.masses, g.system_idx, g.n_systems, rollout.remove_com
-        )
-        return self._u + kinetic_energies(thermal, g.masses, g.system_idx, g.n_systems)
+        thermal, rotation, _ = rollout.split(velocities)
+        moving = thermal + rotation  # orthogonal parts: the kinetic energies add
+        return self._u + kinetic_energies(moving, g.masses, g.system_idx, g.n_systems)
 
     def apply(
         self,
@@ -118,13 +122,12 @@ class EnergyRescaler:
         assert self.initial_energy is not None
         g = rollout.graph
         u = self.energy(g.replace(positions=positions))
-        thermal, com = thermal_velocities(
-            velocities, g.masses, g.system_idx, g.n_systems, rollout.remove_com
-        )
+        thermal, rotation, com = rollout.split(velocities, positions)
         k = kinetic_energies(thermal, g.masses, g.system_idx, g.n_systems)
+        spin = kinetic_energies(rotation, g.masses, g.system_idx, g.n_systems)
         if target is None:
             target = torch.as_tensor(self.initial_energy, dtype=u.dtype, device=u.device)
-        room = target - u
+        room = target - u - spin  # the rotation (fixed angular momentum) is not scaled
         if bool((room <= 0).any()):
             s = int(torch.nonzero(room <= 0)[0])
             raise RolloutInstability(
@@ -139,4 +142,4 @@ class EnergyRescaler:
         self.factors = alpha.cpu().numpy()
         self._u = u
         self.potential_energy = u.cpu().numpy()
-        return com + alpha[g.system_idx, None] * thermal
+        return com + rotation + alpha[g.system_idx, None] * thermal

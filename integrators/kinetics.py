@@ -1,8 +1,12 @@
 """Kinetic energy and temperatures of a batch of systems, in engine units.
 
-``K_s = ½ Σ_{i∈s} m_i |v_i - V_s|²`` (eV) with masses in amu and velocities in Å/fs
-(1 amu·Å²/fs² = 103.6427 eV), where ``V_s`` is the centre-of-mass velocity when the
-total momentum is a conserved quantity (it then carries no heat) and zero otherwise.
+``K_s = ½ Σ_{i∈s} m_i |u_i|²`` (eV) with masses in amu and velocities in Å/fs
+(1 amu·Å²/fs² = 103.6427 eV), where the thermal velocities ``u_i = v_i - V_s - ω_s ×
+(r_i - R_s)`` leave out what the conservation layer keeps constant and so carries no
+heat: the centre-of-mass velocity ``V_s`` when the total momentum is kept, and for an
+isolated system whose angular momentum ``L_s`` is kept the rigid rotation with
+``I_s ω_s = L_s`` (``I_s`` the inertia tensor about the centre of mass ``R_s``). The
+parts are orthogonal: ``Σ m |v - V|² = Σ m |u|² + ω·I ω``.
 The temperature is ``T_s = 2 K_s / (N_dof,s k_B)`` with ``N_dof = 3N - N_c``, ``N_c``
 the degrees of freedom the conservation layer fixes (Frenkel & Smit, *Understanding
 Molecular Simulation*, 2nd ed., §6.1). Per-species temperatures share out the same
@@ -17,7 +21,13 @@ import torch
 from ase import units
 from torch import Tensor
 
-from trajcast_engine.nn.conservation import momenta, system_sums
+from trajcast_engine.nn.conservation import (
+    angular_momenta,
+    centres_of_mass,
+    inertia_tensors,
+    momenta,
+    system_sums,
+)
 
 #: eV per amu·Å²/fs²
 EV_PER_AMU_A2_FS2 = units._amu * 1e10 / units._e
@@ -34,6 +44,31 @@ def thermal_velocities(
     total = system_sums(masses, system_idx, n_systems)
     com = (momenta(velocities, masses, system_idx, n_systems) / total[:, None])[system_idx]
     return velocities - com, com
+
+
+def decompose_velocities(
+    velocities: Tensor,
+    positions: Tensor,
+    masses: Tensor,
+    system_idx: Tensor,
+    n_systems: int,
+    remove_com: bool,
+    angular: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(thermal, rotation, com)`` per atom with ``velocities = thermal + rotation + com``:
+    the centre-of-mass velocity (zero unless ``remove_com``), the rigid rotation of the
+    systems flagged in ``angular`` (S,) bool (zero elsewhere) and the rest (module doc)."""
+    thermal, com = thermal_velocities(velocities, masses, system_idx, n_systems, remove_com)
+    if angular is None or not bool(angular.any()):
+        return thermal, torch.zeros_like(thermal), com
+    relative = positions - centres_of_mass(positions, masses, system_idx, n_systems)[system_idx]
+    spin = angular_momenta(positions, thermal, masses, system_idx, n_systems)
+    inertia = inertia_tensors(positions, masses, system_idx, n_systems)
+    # pinv with a relative cutoff: a linear molecule has a zero principal moment
+    omega = torch.einsum("sij,sj->si", torch.linalg.pinv(inertia, rtol=1e-10), spin)
+    omega = torch.where(angular[:, None], omega, torch.zeros_like(omega))
+    rotation = torch.linalg.cross(omega[system_idx], relative)
+    return thermal - rotation, rotation, com
 
 
 def kinetic_energies(

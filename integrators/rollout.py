@@ -28,7 +28,12 @@ from torch import Tensor, nn
 
 from integrators.energy_rescale import EnergyRescaler
 from integrators.guard import StabilityGuard
-from integrators.kinetics import KB, kinetic_energies, species_temperatures, thermal_velocities
+from integrators.kinetics import (
+    KB,
+    decompose_velocities,
+    kinetic_energies,
+    species_temperatures,
+)
 from integrators.thermostats import Thermostat
 from trajcast_engine.graph import AtomicGraph
 from trajcast_engine.neighbors import VerletNeighborList
@@ -164,6 +169,7 @@ class ForecastRollout:
         self.timings: dict[str, float] | None = None
         self._clock = 0.0
         self._device_pairs = None  # the Numba list's pairs and their device copies
+        self.next_positions = self.graph.positions  # set by each step before "after" hooks
         self.remove_com = bool(getattr(model.config, "conserve_momentum", False))
         self._update_dof()
         self.initial_temperatures = self.temperatures()
@@ -172,28 +178,45 @@ class ForecastRollout:
 
     def _update_dof(self) -> None:
         g = self.graph
+        kept = getattr(self.model, "angular_systems", None)  # stand-in models may lack it
+        self.angular = None if kept is None else kept(g)  # (S,) bool: angular momentum kept
         counts = g.atoms_per_system.cpu().numpy()
         constrained = self.model.constrained_dof(g).cpu().numpy()
         self.constrained = constrained
         self.degrees_of_freedom = (3 * counts - constrained).astype(np.float64)
 
     # ---- observables -----------------------------------------------------------------
-    def thermal(self, velocities: Tensor | None = None) -> Tensor:
-        """Velocities minus the centre-of-mass velocity (when momentum is conserved)."""
+    def split(
+        self, velocities: Tensor, positions: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(thermal, rotation, com)`` parts of ``velocities`` at ``positions`` (default
+        the current ones): what the conservation layer keeps (centre-of-mass motion,
+        rigid rotation of isolated systems) carries no heat (:mod:`integrators.kinetics`)."""
         g = self.graph
-        v = g.velocities if velocities is None else velocities
-        return thermal_velocities(v, g.masses, g.system_idx, g.n_systems, self.remove_com)[0]
+        return decompose_velocities(
+            velocities, g.positions if positions is None else positions, g.masses,
+            g.system_idx, g.n_systems, self.remove_com, self.angular,
+        )  # fmt: skip
 
-    def kinetic_energy(self, velocities: Tensor | None = None) -> np.ndarray:
+    def thermal(self, velocities: Tensor | None = None, positions: Tensor | None = None) -> Tensor:
+        """Thermal velocities: minus the centre-of-mass velocity (when momentum is kept) and
+        the rigid rotation (when angular momentum is kept)."""
+        return self.split(self.graph.velocities if velocities is None else velocities, positions)[0]
+
+    def kinetic_energy(
+        self, velocities: Tensor | None = None, positions: Tensor | None = None
+    ) -> np.ndarray:
         """(S,) thermal kinetic energy in eV."""
         g = self.graph
-        k = kinetic_energies(self.thermal(velocities), g.masses, g.system_idx, g.n_systems)
-        return k.detach().cpu().numpy()
+        thermal = self.thermal(velocities, positions)
+        return kinetic_energies(thermal, g.masses, g.system_idx, g.n_systems).detach().cpu().numpy()
 
-    def temperatures(self, velocities: Tensor | None = None) -> np.ndarray:
+    def temperatures(
+        self, velocities: Tensor | None = None, positions: Tensor | None = None
+    ) -> np.ndarray:
         """(S,) instantaneous temperature in K (``2K / (N_dof k_B)``)."""
         dof = np.maximum(self.degrees_of_freedom, 1)
-        return 2.0 * self.kinetic_energy(velocities) / (dof * KB)
+        return 2.0 * self.kinetic_energy(velocities, positions) / (dof * KB)
 
     def species_temperatures(self) -> dict[int, np.ndarray]:
         """``{Z: (S,) K}`` per-element temperatures (equipartition check)."""
@@ -283,6 +306,7 @@ class ForecastRollout:
         g = self.graph
         self.guard.check_forecast(step, displacements, velocities, g.species, g.system_idx, g.ptr)
         positions = graph.positions + displacements
+        self.next_positions = positions  # where the new velocities belong (thermostats)
         self._mark("checks")
         if self.rescaler is not None:
             velocities = self.rescaler.apply(self, positions, velocities, energy)
@@ -290,7 +314,7 @@ class ForecastRollout:
         if self.thermostat is not None:
             velocities = self.thermostat.after(self, velocities)
         self._mark("thermostat")
-        temperatures = self.temperatures(velocities)
+        temperatures = self.temperatures(velocities, positions)
         reference = self.target_temperatures(self.time_fs + self.timestep)
         if reference is None:
             reference = self.initial_temperatures

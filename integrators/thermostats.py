@@ -1,8 +1,10 @@
 """Thermostats that act on velocities around a learned step (batched, per-system noise).
 
-Both act on the thermal velocities ``v - V_com`` when the forecaster conserves momentum
-(the centre-of-mass motion is then left as it is) and count ``N_dof = 3N - N_c``
-degrees of freedom (:mod:`integrators.kinetics`). Random numbers come from one seeded
+Both act on the thermal velocities ``v - V_com - ω × (r - R)``: what the conservation
+layer keeps (the centre-of-mass motion when momentum is kept, the rigid rotation of an
+isolated system whose angular momentum is kept) is left as it is, so the thermostat never
+changes a conserved quantity, and ``N_dof = 3N - N_c`` degrees of freedom are counted
+(:mod:`integrators.kinetics`). Random numbers come from one seeded
 ``numpy.random.Generator`` per system, so a batch of replicas draws exactly what the
 same replicas would draw one at a time.
 
@@ -22,7 +24,7 @@ with ``c = exp(-Δt / (2τ))`` (friction γ = 1/τ),
 
     v_i <- c v_i + sqrt((1 - c²) k_B T / m_i) ξ_i,     ξ_i ~ N(0, 1)³,
 
-with the noise's centre-of-mass component removed when momentum is conserved.
+with the noise's centre-of-mass and rigid-rotation components removed likewise.
 Units: fs, K, amu, Å/fs.
 """
 
@@ -35,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from integrators.kinetics import EV_PER_AMU_A2_FS2, KB, kinetic_energies, thermal_velocities
+from integrators.kinetics import EV_PER_AMU_A2_FS2, KB, kinetic_energies
 from integrators.temperature import TemperatureSchedule, broadcast_temperature, tau_check
 
 if TYPE_CHECKING:
@@ -105,9 +107,7 @@ class CSVR(Thermostat):
 
     def after(self, rollout: ForecastRollout, velocities: Tensor) -> Tensor:
         g = rollout.graph
-        thermal, com = thermal_velocities(
-            velocities, g.masses, g.system_idx, g.n_systems, rollout.remove_com
-        )
+        thermal, rotation, com = rollout.split(velocities, rollout.next_positions)
         kinetic = kinetic_energies(thermal, g.masses, g.system_idx, g.n_systems)
         dof = rollout.degrees_of_freedom
         targets = self.targets(rollout.time_fs + rollout.timestep, g.n_systems)
@@ -115,7 +115,7 @@ class CSVR(Thermostat):
         c = math.exp(-rollout.timestep / self.tau_fs)
         alphas = csvr_factors(kinetic.detach().cpu().numpy(), target_k, dof, c, rollout.rngs)
         alpha = torch.as_tensor(alphas, dtype=velocities.dtype, device=velocities.device)
-        return com + alpha[g.system_idx, None] * thermal
+        return com + rotation + alpha[g.system_idx, None] * thermal
 
 
 class Langevin(Thermostat):
@@ -123,11 +123,11 @@ class Langevin(Thermostat):
 
     name = "langevin"
 
-    def _half_step(self, rollout: ForecastRollout, velocities: Tensor, time_fs: float) -> Tensor:
+    def _half_step(
+        self, rollout: ForecastRollout, velocities: Tensor, time_fs: float, positions: Tensor
+    ) -> Tensor:
         g = rollout.graph
-        thermal, com = thermal_velocities(
-            velocities, g.masses, g.system_idx, g.n_systems, rollout.remove_com
-        )
+        thermal, rotation, com = rollout.split(velocities, positions)
         c = math.exp(-0.5 * rollout.timestep / self.tau_fs)
         targets = self.targets(time_fs, g.n_systems)
         ptr = g.ptr.tolist()
@@ -137,13 +137,12 @@ class Langevin(Thermostat):
         xi = torch.as_tensor(noise, dtype=velocities.dtype, device=velocities.device)
         kt = torch.as_tensor(KB * targets, dtype=velocities.dtype, device=velocities.device)
         sigma = torch.sqrt((1.0 - c * c) * kt[g.system_idx] / (g.masses * EV_PER_AMU_A2_FS2))
-        kick, _ = thermal_velocities(
-            sigma[:, None] * xi, g.masses, g.system_idx, g.n_systems, rollout.remove_com
-        )
-        return com + c * thermal + kick
+        kick = rollout.split(sigma[:, None] * xi, positions)[0]
+        return com + rotation + c * thermal + kick
 
     def before(self, rollout: ForecastRollout, velocities: Tensor) -> Tensor:
-        return self._half_step(rollout, velocities, rollout.time_fs)
+        return self._half_step(rollout, velocities, rollout.time_fs, rollout.graph.positions)
 
     def after(self, rollout: ForecastRollout, velocities: Tensor) -> Tensor:
-        return self._half_step(rollout, velocities, rollout.time_fs + rollout.timestep)
+        time_fs = rollout.time_fs + rollout.timestep
+        return self._half_step(rollout, velocities, time_fs, rollout.next_positions)

@@ -437,3 +437,72 @@ def test_torch_neighbour_backend_gives_the_same_rollout():
     fractional = gap @ torch.linalg.inv(cell)
     assert torch.allclose(fractional, torch.round(fractional), atol=1e-9)
     assert torch.allclose(runs["numba"].velocities, runs["torch"].velocities, atol=1e-10)
+
+
+def molecule_forecaster() -> TrajCastForecaster:
+    """Untrained, float64: a mechanics check of what the thermostats leave alone."""
+    torch.manual_seed(0)
+    config = ForecasterConfig(
+        species=[1, 6, 8], cutoff=4.0, channels=4, num_layers=1, radial_hidden=8,
+        md_timestep=0.5, stride=10, displacement_scale=0.01, velocity_scale=0.002,
+        conserve_angular_momentum=True, dtype="float64",
+    )  # fmt: skip
+    return TrajCastForecaster(config).eval()
+
+
+def spinning_ethanol() -> Atoms:
+    from ase.build import molecule
+
+    atoms = molecule("CH3CH2OH")
+    rng = np.random.default_rng(5)
+    sigma = np.sqrt(KB * 300.0 / atoms.get_masses())
+    p = rng.normal(size=(len(atoms), 3)) * sigma[:, None] * atoms.get_masses()[:, None]
+    atoms.set_momenta(p - p.sum(0) * atoms.get_masses()[:, None] / atoms.get_masses().sum())
+    return atoms
+
+
+def rigid_parts(atoms: Atoms) -> tuple[np.ndarray, float, float]:
+    """Angular momentum (amu Å²/fs), rotational and internal kinetic energy (eV), numpy."""
+    m, r = atoms.get_masses(), atoms.positions - atoms.get_center_of_mass()
+    v = atoms.get_velocities() * FS
+    v = v - (m[:, None] * v).sum(0) / m.sum()
+    spin = (m[:, None] * np.cross(r, v)).sum(0)
+    inertia = (m[:, None, None] * ((r * r).sum(1)[:, None, None] * np.eye(3)
+               - r[:, :, None] * r[:, None, :])).sum(0)  # fmt: skip
+    rotation = np.cross(np.linalg.solve(inertia, spin), r)
+    ev = units._amu * 1e10 / units._e
+    k_rot = 0.5 * (m[:, None] * rotation**2).sum() * ev
+    k_int = 0.5 * (m[:, None] * (v - rotation) ** 2).sum() * ev
+    return spin, k_rot, k_int
+
+
+@pytest.mark.parametrize("cls", [ForecastCSVR, ForecastLangevin])
+def test_thermostats_leave_an_isolated_molecules_rotation_alone(cls):
+    """With angular momentum kept, a molecule's rigid rotation is a conserved quantity,
+    not heat: the thermostat keeps L, and the temperature counts the internal motion
+    over 3N - 6 degrees of freedom (it was counted with the rotation's kinetic energy)."""
+    atoms = spinning_ethanol()
+    spin0, k_rot0, _ = rigid_parts(atoms)
+    assert k_rot0 > 1e-3  # a real spin to keep
+    dyn = cls(atoms, molecule_forecaster(), 300.0, tau=20.0, seed=2)
+    for _ in range(5):
+        dyn.run(1)
+        spin, _, k_int = rigid_parts(atoms)
+        np.testing.assert_allclose(spin, spin0, rtol=1e-8, atol=1e-12)
+        internal = 2.0 * k_int / ((3 * len(atoms) - 6) * KB)
+        assert dyn.get_temperature() == pytest.approx(internal, rel=1e-8)
+
+
+def test_energy_rescaling_keeps_a_molecules_rotation_and_energy():
+    from ase.calculators.lj import LennardJones
+
+    atoms = spinning_ethanol()
+    spin0, _, _ = rigid_parts(atoms)
+    lj = LennardJones(sigma=1.0, epsilon=0.001, rc=4.0)
+    dyn = ForecastNVE(atoms, molecule_forecaster(), energy_rescale=lj)
+    e0 = dyn.rollout.rescaler.initial_energy.copy()
+    dyn.run(3)
+    spin, k_rot, k_int = rigid_parts(atoms)
+    np.testing.assert_allclose(spin, spin0, rtol=1e-8, atol=1e-12)
+    u = dyn.rollout.rescaler.energy(dyn.rollout.graph).numpy()
+    assert u + k_rot + k_int == pytest.approx(e0, rel=1e-9)

@@ -347,15 +347,26 @@ class TrajectoryWriter:
                 blocks[name] = np.empty(cap)
         return blocks
 
-    def write_atoms(self, atoms: Atoms | None = None, time_fs: float = 0.0, step: int = 0) -> None:
+    def write_atoms(
+        self,
+        atoms: Atoms | None = None,
+        time_fs: float = 0.0,
+        step: int = 0,
+        temperature: float | None = None,
+    ) -> None:
         """Buffer a frame from ``atoms`` (default: the writer's own): positions, cell,
-        velocities if the atoms carry momenta, energies the calculator already holds."""
+        velocities if the atoms carry momenta, energies the calculator already holds.
+        ``temperature`` (K) replaces ASE's ``atoms.get_temperature()`` (which counts 3N
+        degrees of freedom less those its constraints remove)."""
         atoms = self.atoms if atoms is None else atoms
         has_momenta = atoms.has("momenta")
-        kinetic = temperature = potential = None
+        kinetic = potential = None
         if has_momenta:
             kinetic = float(atoms.get_kinetic_energy())
-            temperature = float(atoms.get_temperature()) if len(atoms) else None
+            if temperature is None and len(atoms):
+                temperature = float(atoms.get_temperature())
+        else:
+            temperature = None
         if atoms.calc is not None:
             value = atoms.calc.get_property("energy", atoms, allow_calculation=False)
             potential = None if value is None else float(value)
@@ -396,7 +407,11 @@ class TrajectoryWriter:
             time_fs = self.time_offset_fs + float(dyn.get_time()) / units.fs
         if step == self.last_step:
             return
-        self.write_atoms(self.atoms, time_fs=time_fs, step=step)
+        # a forecaster's dynamics knows its degrees of freedom (conserved momentum and
+        # angular momentum carry no heat): record its temperature, not ASE's 3N count
+        forecast = dyn is not None and getattr(dyn, "rollout", None) is not None
+        temperature = float(dyn.get_temperature()) if forecast else None
+        self.write_atoms(self.atoms, time_fs=time_fs, step=step, temperature=temperature)
 
     def set_rng_state(self, state: dict[str, Any] | str) -> None:
         """Random-generator state (JSON-able) to store with the next flush, for resume."""
