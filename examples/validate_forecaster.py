@@ -11,8 +11,7 @@ names one, else the reference calculator itself) at the reference step, same pro
 
     python examples/validate_forecaster.py cu-emt-forecaster --steps 1000
     python examples/validate_forecaster.py ar-lj-forecaster --steps 2500
-    python examples/validate_forecaster.py ala2-amber-forecaster --steps 4000 \
-        --model-file trajcast_engine/models/ala2_amber_forecaster.pt   # not shipped yet
+    python examples/validate_forecaster.py ala2-amber-forecaster --steps 2000
     python examples/validate_forecaster.py ar-lj-forecaster --steps 100   # quick look
 
 Prints a table and writes ``runs/validation_{model}.json``.

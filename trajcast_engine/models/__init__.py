@@ -15,6 +15,7 @@ SHIPPED = {
     "cu-emt-forecaster": ("cu_emt_forecaster.pt", "examples/train_cu_emt_forecaster.py"),
     "ar-lj-forecaster": ("ar_lj_forecaster.pt", "examples/train_ar_lj_forecaster.py"),
     "ar-lj-potential": ("ar_lj_potential.pt", "examples/train_ar_lj_forecaster.py"),
+    "ala2-amber-forecaster": ("ala2_amber_forecaster.pt", "examples/train_ala2_forecaster.py"),
 }
 
 #: shipped name -> its built-in structure: a file under ``systems/`` or a builder
@@ -23,7 +24,6 @@ SYSTEMS = {
     "cu-emt-potential": "fcc-cu-256",
     "ar-lj-forecaster": "systems/liquid_argon_256.extxyz",
     "ar-lj-potential": "systems/liquid_argon_256.extxyz",
-    # the molecule's structure ships ahead of its model (examples/train_ala2_forecaster.py)
     "ala2-amber-forecaster": "systems/alanine_dipeptide.pdb",
 }
 
