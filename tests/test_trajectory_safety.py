@@ -196,26 +196,3 @@ def kill_writer_and_check(path, delay: float, resume: bool) -> None:
         assert writer.step_offset == n - 1 and writer.time_offset_fs == n - 1
         writer.write(base, time_fs=float(n), step=n, velocities=np.zeros((len(base), 3)))
     assert md.load(path).n_frames == n + 1
-
-
-def test_mdtraj_reads_the_file_while_a_run_writes_it(tmp_path):
-    """The writer holds no file lock: a running simulation's trajectory can be loaded,
-    and every time it holds whole frames only."""
-    path = tmp_path / "running.h5"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    base = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(6).positions
-    try:
-        seen = []
-        while len(seen) < 4:
-            line = proc.stdout.readline()
-            assert line, "the writer died"
-            traj = md.load(str(path))
-            expected = (base[None] + 1e-3 * np.arange(traj.n_frames)[:, None, None]) / 10
-            np.testing.assert_allclose(traj.xyz, expected, atol=2e-6)
-            seen.append(traj.n_frames)
-        assert seen[-1] > seen[0] >= 7
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)

@@ -587,9 +587,7 @@ def open_for_append(path: str | os.PathLike) -> h5py.File:
     it was created with: HDF5 1.10's superblock would carry a "file open for writing" flag
     that, left set by a crash, stops PyTables (hence mdtraj) from opening the file.
     """
-    # no file lock: readers (mdtraj, the engine's reader) may open the file while a run
-    # appends to it; every state the commit protocol passes through is a readable file
-    return h5py.File(path, "r+", libver=("v110", "v110"), locking=False, **_ALIGNMENT)
+    return h5py.File(path, "r+", libver=("v110", "v110"), **_ALIGNMENT)
 
 
 def _cell_parameters(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
