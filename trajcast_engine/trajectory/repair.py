@@ -118,7 +118,9 @@ def _format_version(f: h5py.File) -> int:
 def end_of_allocation(path: str | os.PathLike) -> int | None:
     """The end-of-file address HDF5 last recorded in the superblock of ``path`` (bytes),
     or ``None`` for a superblock layout this does not know. After every completed flush
-    HDF5 truncates the file to it; a file longer than it was killed during a flush."""
+    HDF5 sets the file's length to it; a file of another length was killed during a flush.
+    Layout: HDF5 File Format Specification 3.0, §II.A (versions 0-1: base address, free
+    space, end-of-file address after 24 or 28 bytes; versions 2-3: after 12 bytes)."""
     with open(path, "rb") as handle:
         head = handle.read(64)
     if len(head) < 48 or head[:8] != b"\x89HDF\r\n\x1a\n":
