@@ -99,6 +99,16 @@ def expected_positions(atoms: Atoms, k: int) -> np.ndarray:
     return atoms.positions + 0.01 * k
 
 
+def write_frame(writer: TrajectoryWriter, atoms: Atoms, k: int) -> None:
+    """Frame ``k`` with every optional field, recognisable from its positions and time."""
+    writer.write(
+        expected_positions(atoms, k), time_fs=5.0 * k, step=k,
+        velocities=atoms.get_velocities() * 0.1, potential_energy=-float(k),
+        kinetic_energy=0.5, temperature=300.0 + k,
+        cell=atoms.cell.array if atoms.cell.any() else None,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("system", list(SYSTEMS))
 def test_every_state_a_kill_can_leave_is_readable_and_whole(tmp_path, monkeypatch, system):
     build, options = SYSTEMS[system]
@@ -126,12 +136,7 @@ def test_every_state_a_kill_can_leave_is_readable_and_whole(tmp_path, monkeypatc
         rec = recorder.get("file", RecordingFile(b""))
         base, rec.log = bytes(rec.data), []
         for _ in range(count):
-            writer.write(
-                expected_positions(atoms, k), time_fs=5.0 * k, step=k,
-                velocities=atoms.get_velocities() * 0.1, potential_energy=-float(k),
-                kinetic_energy=0.5, temperature=300.0 + k,
-                cell=atoms.cell.array if atoms.cell.any() else None,
-            )  # fmt: skip
+            write_frame(writer, atoms, k)
             k += 1
         writer.set_rng_state({"block": block, "state": list(range(block))})
         writer.flush()
@@ -186,12 +191,7 @@ def check_resume(path, atoms: Atoms, committed: int, visible: int) -> None:
     with TrajectoryWriter(path, atoms, mode="a") as writer:
         n = writer.n_frames
         assert committed <= n <= visible
-        writer.write(
-            expected_positions(atoms, n), time_fs=5.0 * n, step=n,
-            velocities=atoms.get_velocities() * 0.1, potential_energy=-float(n),
-            kinetic_energy=0.5, temperature=300.0 + n,
-            cell=atoms.cell.array if atoms.cell.any() else None,
-        )  # fmt: skip
+        write_frame(writer, atoms, n)
     traj = mdtraj.load(str(path))
     assert traj.n_frames == n + 1
     np.testing.assert_allclose(traj.time, 0.005 * np.arange(n + 1), atol=1e-6)

@@ -113,16 +113,16 @@ class _Growth:
         first = self.pending
         if first < self.stop and first <= self.extent and first == self.durable:
             last = min(first + self.rows, self.stop)
-            chunk = np.zeros((self.rows, *self.ds.shape[1:]), self.ds.dtype)
             old = max(0, self.start - first)  # rows already in the file
-            if old:
-                chunk[:old] = self.ds[first : self.start]
-            chunk[old : last - first] = self.values[max(0, first - self.start) : last - self.start]
             if old and self.ds.compression is not None:
                 raise ValueError(
                     f"{self.ds.name}: a compressed chunk cannot be rewritten in place; "
                     "compressed arrays need one row per chunk"
                 )
+            chunk = np.zeros((self.rows, *self.ds.shape[1:]), self.ds.dtype)
+            if old:
+                chunk[:old] = self.ds[first : self.start]
+            chunk[old : last - first] = self.values[max(0, first - self.start) : last - self.start]
             data = self.encode(chunk)
             offset = (first,) + (0,) * (self.ds.ndim - 1)
             self.ds.id.write_direct_chunk(offset, data)

@@ -215,17 +215,9 @@ class TrajectoryWriter:
         f.flush()
 
     def _check_resumable(self, topology: dict) -> None:
-        from trajcast_engine.trajectory.repair import consistent_frames
-
+        """Refuse a file of other atoms; torn files are refused by ``prepare_for_append``."""
         check_trajectory_file(self.path, header_only=True)
         with h5py.File(self.path, "r") as f:
-            good, committed = consistent_frames(f)
-            if good < committed:
-                raise ValueError(
-                    f"cannot append to {self.path}: its last {committed - good} frames "
-                    "are torn (a crash during a flush); run `trajcast repair "
-                    f"{self.path}` to cut them, then resume"
-                )
             shape = f["coordinates"].shape if "coordinates" in f else (0, len(f[EXTRAS]["species"]))
             n_file = int(shape[1])
             if n_file != len(self.atoms):
@@ -447,7 +439,6 @@ class TrajectoryWriter:
         frames, records = self._block_arrays(count)
         for ds, _ in frames + records:
             create_index(ds)
-        # chunks stored as later appends expect them (a partly filled one padded: commit.py)
         append_rows(self._file, frames, self._file["coordinates"], records)
         self._file.close()
         os.replace(partial, self.path)
