@@ -88,3 +88,44 @@ def test_a_molecule_gets_its_pair_distance_distribution():
     r, p = analysis.rdf(data, r_max=3.0)
     assert np.sum(p) * (r[1] - r[0]) == pytest.approx(1.0)
     assert r[np.argmax(p)] == pytest.approx(1.0, abs=0.03)
+
+
+def test_temperature_leaves_out_drift_and_a_molecules_rigid_rotation():
+    """Temperatures come from the velocities: centre-of-mass drift never counts, and a
+    molecule's rigid rotation does not either; a crystal's is thermal motion."""
+    from ase import units
+    from ase.build import molecule
+
+    rng = np.random.default_rng(1)
+    atoms = molecule("CH3CH2OH")
+    masses = atoms.get_masses()
+    n, frames, target = len(atoms), 400, 300.0
+    sigma = np.sqrt(units.kB * target / (masses * units._amu * 1e10 / units._e))
+    thermal = rng.normal(size=(frames, n, 3)) * sigma[None, :, None]
+    r = atoms.positions - atoms.get_center_of_mass()
+    spin = np.cross([0.0, 0.0, 0.02], r)  # 0.02 rad/fs about z: a hot rigid rotation
+    data = TrajectoryData(
+        positions=np.repeat(atoms.positions[None], frames, axis=0),
+        velocities=thermal + spin + np.array([0.01, 0.0, 0.0]),
+        cells=np.zeros((frames, 3, 3)),
+        times=np.arange(frames) * 10.0,
+        masses=masses,
+        temperatures=np.full(frames, 5000.0),  # what a 3N count of all that would say
+    )
+    assert analysis.degrees_of_freedom(data) == 3 * n - 6
+    t = analysis.temperature_summary(data, analysis.degrees_of_freedom(data))
+    assert t["mean"] == pytest.approx(target, rel=0.03)
+    rigid = analysis.internal_temperatures(
+        TrajectoryData(data.positions, data.velocities - thermal, data.cells, data.times,
+                       masses, None), 3 * n - 6)  # fmt: skip
+    assert np.max(rigid) < 1e-6
+    # the same velocities in a periodic box: the rotation is ordinary motion, drift is not
+    boxed = TrajectoryData(data.positions, data.velocities - np.array([0.01, 0.0, 0.0]),
+                           np.repeat(np.eye(3)[None] * 20.0, frames, axis=0), data.times,
+                           masses, None)  # fmt: skip
+    moving = TrajectoryData(boxed.positions, data.velocities, boxed.cells, data.times, masses,
+                            None)  # fmt: skip
+    assert analysis.degrees_of_freedom(boxed) == 3 * n - 3
+    hot = analysis.internal_temperatures(boxed, 3 * n - 3)
+    assert np.mean(hot) > 2 * target
+    np.testing.assert_allclose(analysis.internal_temperatures(moving, 3 * n - 3), hot)

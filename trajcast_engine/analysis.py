@@ -11,6 +11,11 @@
   coefficient ``D = lim MSD(t) / (6t)`` from a linear fit over the second half (Å²/fs,
   reported in 10⁻⁹ m²/s).
 - Temperature mean and fluctuation against the canonical ``σ_T = T sqrt(2 / N_dof)``.
+  Where a file stores velocities the temperature is recomputed from them the same way for
+  every run, ``T = Σ_i m_i |v_i - v_com - ω × (r_i - r_com)|² / (N_dof k_B)``, the rigid
+  rotation ``ω = I⁻¹ L`` taken out only for a system with no periodic cell (a molecule in
+  vacuum, whose rotation carries no heat in a forecaster run): a reference file written
+  with ASE's 3N count and a forecaster file written over 3N - 6 then compare.
 Units in: Å, fs, Å/fs.
 """
 
@@ -168,14 +173,53 @@ def diffusion_coefficient(data: TrajectoryData) -> float:
     return float(slope / 6.0 * 1e4)
 
 
+def degrees_of_freedom(data: TrajectoryData) -> int:
+    """``3N - 3`` for a periodic system (momentum fixed), ``3N - 6`` for a molecule in
+    vacuum (angular momentum fixed too)."""
+    n = data.positions.shape[1]
+    return 3 * n - 3 if np.any(data.cells) else max(1, 3 * n - 6)
+
+
+def internal_temperatures(data: TrajectoryData, n_dof: int) -> np.ndarray:
+    """(F,) K from the velocities over ``n_dof`` degrees of freedom: centre-of-mass motion
+    removed, and the rigid rotation too where no frame has a periodic cell (module doc)."""
+    from ase import units
+
+    if data.velocities is None:
+        raise ValueError("the trajectory has no velocities")
+    m = data.masses[None, :, None]
+    v = data.velocities - (m * data.velocities).sum(1, keepdims=True) / m.sum()
+    if not np.any(data.cells):
+        r = data.positions - (m * data.positions).sum(1, keepdims=True) / m.sum()
+        spin = np.einsum("n,fni->fi", data.masses, np.cross(r, v))
+        r2 = np.einsum("fni,fni->fn", r, r)
+        inertia = np.einsum("n,fn->f", data.masses, r2)[:, None, None] * np.eye(3) - np.einsum(
+            "n,fni,fnj->fij", data.masses, r, r
+        )
+        omega = np.einsum("fij,fj->fi", np.linalg.pinv(inertia, rcond=1e-10), spin)
+        v = v - np.cross(omega[:, None, :], r)
+    kinetic = 0.5 * np.einsum("n,fni->f", data.masses, v * v) * units._amu * 1e10 / units._e
+    return 2.0 * kinetic / (n_dof * units.kB)
+
+
+def temperatures(data: TrajectoryData, n_dof: int) -> np.ndarray | None:
+    """(F,) K: from the velocities where the file has them (:func:`internal_temperatures`),
+    else the temperatures it stores, else None."""
+    if data.velocities is not None:
+        return internal_temperatures(data, n_dof)
+    return data.temperatures
+
+
 def temperature_summary(data: TrajectoryData, n_dof: int) -> dict[str, float]:
-    """Mean temperature, its standard deviation and the canonical ``T sqrt(2/N_dof)``."""
-    if data.temperatures is None:
-        raise ValueError("the trajectory has no temperatures")
-    mean = float(np.mean(data.temperatures))
+    """Mean temperature, its standard deviation and the canonical ``T sqrt(2/N_dof)``
+    (temperatures as :func:`temperatures` gives them)."""
+    series = temperatures(data, n_dof)
+    if series is None:
+        raise ValueError("the trajectory has neither velocities nor temperatures")
+    mean = float(np.mean(series))
     return {
         "mean": mean,
-        "std": float(np.std(data.temperatures)),
+        "std": float(np.std(series)),
         "canonical_std": mean * float(np.sqrt(2.0 / n_dof)),
     }
 
@@ -195,7 +239,7 @@ def compare(
     }
     if test.velocities is not None and reference.velocities is not None:
         result["vdos_overlap"] = vdos_overlap(vdos(test), vdos(reference))
-    if test.temperatures is not None and reference.temperatures is not None:
+    if all(d.velocities is not None or d.temperatures is not None for d in (test, reference)):
         result["temperature"] = {
             "test": temperature_summary(test, n_dof),
             "reference": temperature_summary(reference, n_dof),

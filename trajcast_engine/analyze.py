@@ -47,7 +47,7 @@ def analyze(
         runs["reference"] = analysis.load(reference, start=skip)
     plt = _figure()
     n_atoms = runs["trajectory"].positions.shape[1]
-    n_dof = 3 * n_atoms - 3
+    n_dof = analysis.degrees_of_freedom(runs["trajectory"])
     summary: dict[str, Any] = {"trajectory": str(path), "atoms": n_atoms, "frames": {}}
     plots = []
 
@@ -87,10 +87,11 @@ def analyze(
     ax.legend()
     plots.append(_save(fig, out / "msd.png"))
 
-    if all(d.temperatures is not None for d in runs.values()):
+    series = {name: analysis.temperatures(data, n_dof) for name, data in runs.items()}
+    if all(t is not None for t in series.values()):
         fig, ax = plt.subplots(figsize=(6, 4))
         for name, data in runs.items():
-            ax.plot(data.times / 1000.0, data.temperatures, label=name, lw=0.8)
+            ax.plot(data.times / 1000.0, series[name], label=name, lw=0.8)
             summary.setdefault("temperature", {})[name] = analysis.temperature_summary(data, n_dof)
         ax.set(xlabel="t (ps)", ylabel="T (K)", title="Temperature")
         ax.legend()
