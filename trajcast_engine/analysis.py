@@ -182,24 +182,26 @@ def degrees_of_freedom(data: TrajectoryData) -> int:
 
 def internal_temperatures(data: TrajectoryData, n_dof: int) -> np.ndarray:
     """(F,) K from the velocities over ``n_dof`` degrees of freedom: centre-of-mass motion
-    removed, and the rigid rotation too where no frame has a periodic cell (module doc)."""
-    from ase import units
+    removed, and the rigid rotation too where no frame has a periodic cell (module doc).
+    Each frame is one system of the integrators' kinetics
+    (:func:`integrators.kinetics.decompose_velocities`)."""
+    import torch
+
+    from integrators.kinetics import KB, decompose_velocities, kinetic_energies
 
     if data.velocities is None:
         raise ValueError("the trajectory has no velocities")
-    m = data.masses[None, :, None]
-    v = data.velocities - (m * data.velocities).sum(1, keepdims=True) / m.sum()
-    if not np.any(data.cells):
-        r = data.positions - (m * data.positions).sum(1, keepdims=True) / m.sum()
-        spin = np.einsum("n,fni->fi", data.masses, np.cross(r, v))
-        r2 = np.einsum("fni,fni->fn", r, r)
-        inertia = np.einsum("n,fn->f", data.masses, r2)[:, None, None] * np.eye(3) - np.einsum(
-            "n,fni,fnj->fij", data.masses, r, r
-        )
-        omega = np.einsum("fij,fj->fi", np.linalg.pinv(inertia, rcond=1e-10), spin)
-        v = v - np.cross(omega[:, None, :], r)
-    kinetic = 0.5 * np.einsum("n,fni->f", data.masses, v * v) * units._amu * 1e10 / units._e
-    return 2.0 * kinetic / (n_dof * units.kB)
+    frames, n = data.velocities.shape[:2]
+    masses = torch.from_numpy(np.tile(data.masses, frames))
+    system_idx = torch.arange(frames).repeat_interleave(n)
+    isolated = torch.full((frames,), not np.any(data.cells))
+    thermal, _, _ = decompose_velocities(
+        torch.from_numpy(data.velocities.reshape(-1, 3)),
+        torch.from_numpy(data.positions.reshape(-1, 3)),
+        masses, system_idx, frames, remove_com=True, angular=isolated,
+    )  # fmt: skip
+    kinetic = kinetic_energies(thermal, masses, system_idx, frames)
+    return (2.0 * kinetic / (n_dof * KB)).numpy()
 
 
 def temperatures(data: TrajectoryData, n_dof: int) -> np.ndarray | None:
@@ -210,18 +212,23 @@ def temperatures(data: TrajectoryData, n_dof: int) -> np.ndarray | None:
     return data.temperatures
 
 
-def temperature_summary(data: TrajectoryData, n_dof: int) -> dict[str, float]:
-    """Mean temperature, its standard deviation and the canonical ``T sqrt(2/N_dof)``
-    (temperatures as :func:`temperatures` gives them)."""
-    series = temperatures(data, n_dof)
-    if series is None:
-        raise ValueError("the trajectory has neither velocities nor temperatures")
+def temperature_statistics(series: np.ndarray, n_dof: int) -> dict[str, float]:
+    """Mean of a temperature series (K), its standard deviation and the canonical
+    ``T sqrt(2/N_dof)``."""
     mean = float(np.mean(series))
     return {
         "mean": mean,
         "std": float(np.std(series)),
         "canonical_std": mean * float(np.sqrt(2.0 / n_dof)),
     }
+
+
+def temperature_summary(data: TrajectoryData, n_dof: int) -> dict[str, float]:
+    """:func:`temperature_statistics` of the temperatures :func:`temperatures` gives."""
+    series = temperatures(data, n_dof)
+    if series is None:
+        raise ValueError("the trajectory has neither velocities nor temperatures")
+    return temperature_statistics(series, n_dof)
 
 
 def compare(

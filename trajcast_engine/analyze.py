@@ -92,7 +92,9 @@ def analyze(
         fig, ax = plt.subplots(figsize=(6, 4))
         for name, data in runs.items():
             ax.plot(data.times / 1000.0, series[name], label=name, lw=0.8)
-            summary.setdefault("temperature", {})[name] = analysis.temperature_summary(data, n_dof)
+            summary.setdefault("temperature", {})[name] = analysis.temperature_statistics(
+                series[name], n_dof
+            )
         ax.set(xlabel="t (ps)", ylabel="T (K)", title="Temperature")
         ax.legend()
         plots.append(_save(fig, out / "temperature.png"))
