@@ -27,7 +27,9 @@ split = split_by_trajectory(pairs, 0.34, seed=0)
 settings = ForecastFitSettings(epochs=2, batch_size=4, ema_decay=0.9, learning_rate=5e-3)
 result = fit_forecaster(split, config, settings)
 rank, _ = distributed_setup("cpu")
-print("examples", rank, result.history[0]["train_examples"], len(split[0]), flush=True)
+# one file per rank: the ranks share torchrun's stdout, where lines can mix under load
+with open(f"{out}.rank{rank}", "w") as record:
+    print("examples", rank, result.history[0]["train_examples"], len(split[0]), file=record)
 if rank == 0:
     torch.save(result.model.state_dict(), out)
 """
@@ -57,8 +59,8 @@ def test_two_processes_train_like_one(tmp_path):
     double = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert double.returncode == 0, double.stderr[-2000:]
     # each process trained on its half of every global batch
-    seen = [line.split() for line in double.stdout.splitlines() if line.startswith("examples")]
-    assert sorted(int(s[1]) for s in seen) == [0, 1]
+    seen = [path.read_text().split() for path in sorted(tmp_path.glob("two.pt.rank*"))]
+    assert sorted(int(s[1]) for s in seen) == [0, 1], double.stdout[-2000:] + double.stderr[-2000:]
     assert sum(int(s[2]) for s in seen) == int(seen[0][3])
     assert all(int(s[2]) < int(s[3]) for s in seen)
     one = torch.load(tmp_path / "one.pt", weights_only=True)
