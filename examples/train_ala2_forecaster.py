@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--noise", type=float, default=0.002, help="training position noise, Å")
     parser.add_argument("--init-from", help="continue from this model file's weights")
+    parser.add_argument("--learning-rate", type=float, default=5e-3)
     parser.add_argument("--data-only", action="store_true", help="generate the data and stop")
     parser.add_argument("--rebuild-structure", action="store_true",
                         help="rebuild the PDB from SMILES (needs rdkit)")  # fmt: skip
@@ -141,7 +142,7 @@ def main() -> None:
     settings = ForecastFitSettings(
         epochs=args.epochs,
         batch_size=16,
-        learning_rate=5e-3,
+        learning_rate=args.learning_rate,
         validation_fraction=0.15,
         lr_patience=2,
         early_stopping=6,

@@ -248,3 +248,20 @@ def test_ctrl_c_stops_after_the_step_flushes_and_says_how_to_resume(model_file, 
                        "--quiet", "--steps", "3", "--resume", cwd=tmp_path)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert mdtraj.load(str(tmp_path / "trajectory.h5")).n_frames == frames + 3
+
+
+def test_the_model_cards_thermostat_is_the_default(model_file, tmp_path):
+    """A model whose card recommends Langevin runs under Langevin unless told otherwise."""
+    from trajcast_engine.nn.model_io import load_model
+
+    model = load_model(model_file)
+    carded = tmp_path / "carded.pt"
+    save_model(model, carded, {"thermostat": "langevin", "thermostat_tau_fs": 400.0})
+    structure = str(model_file.parent / "cu.xyz")
+    for extra, expected in (((), "langevin"), (("--thermostat", "csvr"), "csvr")):
+        result = trajcast("simulate", "--model", str(carded), "--structure", structure,
+                          "--steps", "2", "--quiet", "--output", f"{expected}.h5", *extra,
+                          cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        with TrajectoryReader(tmp_path / f"{expected}.h5") as reader:
+            assert reader.provenance["thermostat"] == expected

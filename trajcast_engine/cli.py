@@ -395,7 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature",
         help="target in K, or START:END for a linear ramp (default: the model card's, else 300)",
     )
-    sim.add_argument("--thermostat", choices=("none", "csvr", "langevin"), default="csvr")
+    sim.add_argument(
+        "--thermostat", choices=("none", "csvr", "langevin"),
+        help="default: the model card's, else csvr",
+    )  # fmt: skip
     sim.add_argument(
         "--tau",
         type=float,

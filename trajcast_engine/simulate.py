@@ -98,7 +98,7 @@ def simulate(
     *,
     supercell: Sequence[int] | None = None,
     temperature: float | str | tuple[float, float] | None = None,
-    thermostat: str = "csvr",
+    thermostat: str | None = None,
     tau: float | None = None,
     steps: int | None = None,
     time_ps: float | None = None,
@@ -128,9 +128,12 @@ def simulate(
     ``replicas > 1`` advances that many copies of the structure in one batched forward
     pass (each with its own velocities and seed ``seed + k``; ``temperature`` may list one
     value per replica, comma-separated), writing ``{output stem}_r{k}.h5``.
-    ``temperature`` None takes the model card's (``metadata['temperature_K']``), else 300 K.
+    ``temperature`` None takes the model card's (``metadata['temperature_K']``), else 300 K;
+    ``thermostat`` None the model card's (``metadata['thermostat']``), else CSVR.
     ``tensor_product`` / ``compile`` / ``edge_chunk`` choose how the forecaster runs (the report's
     ``execution`` and the file's provenance say what ran)."""
+    if thermostat is None:
+        thermostat = default_thermostat(model)
     if int(replicas) > 1:
         return _simulate_replicas(
             model, structure, supercell, temperature, thermostat, tau, steps, time_ps,
@@ -443,20 +446,30 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
     )  # fmt: skip
 
 
+def _card(model: Any) -> dict[str, Any]:
+    """A model's metadata (its card's machine-readable part): from the model object, a
+    shipped name or a file; empty where the file is missing (loading reports that)."""
+    if not isinstance(model, str | os.PathLike):  # a model object
+        return getattr(model, "metadata", {})
+    from trajcast_engine.models import SHIPPED, shipped_model_path
+    from trajcast_engine.nn.model_io import read_model_file
+
+    path = shipped_model_path(str(model)) if str(model) in SHIPPED else Path(model)
+    if not path.is_file():
+        return {}
+    return read_model_file(path).get("metadata", {})
+
+
 def default_temperature(model: Any) -> float:
     """The temperature (K) a model's card recommends (its ``metadata['temperature_K']``;
     e.g. a liquid's), else 300 K."""
-    if not isinstance(model, str | os.PathLike):  # a model object
-        metadata = getattr(model, "metadata", {})
-    else:
-        from trajcast_engine.models import SHIPPED, shipped_model_path
-        from trajcast_engine.nn.model_io import read_model_file
+    return float(_card(model).get("temperature_K", 300.0))
 
-        path = shipped_model_path(str(model)) if str(model) in SHIPPED else Path(model)
-        if not path.is_file():
-            return 300.0  # loading the model reports the missing file
-        metadata = read_model_file(path).get("metadata", {})
-    return float(metadata.get("temperature_K", 300.0))
+
+def default_thermostat(model: str | os.PathLike) -> str:
+    """The model card's thermostat (``metadata['thermostat']``: ``"csvr"`` or
+    ``"langevin"``), else ``"csvr"``."""
+    return str(_card(model).get("thermostat", "csvr"))
 
 
 def _rescaling(forecaster, energy_rescale, model, structure):
