@@ -116,7 +116,10 @@ def main() -> None:
         # what `trajcast simulate` uses unless told otherwise (see the model card)
         "companion": "cu-emt-potential",
         "energy_rescale": "cu-emt-potential",
-        "thermostat_tau_fs": 200.0,
+        # a local thermostat: under a global one (CSVR) the rollout loses equipartition,
+        # its long-wavelength modes run hot (model card)
+        "thermostat": "langevin",
+        "thermostat_tau_fs": 1000.0,
     }
 
     def log(row: dict) -> None:

@@ -144,6 +144,24 @@ for k in range(1_000_000):
 """
 
 
+def test_a_file_being_written_says_so_and_how_to_read_it(tmp_path, monkeypatch):
+    """Another process writing the file holds HDF5's lock: readers get one clear line
+    naming the way around it, and that way works."""
+    path = tmp_path / "live.h5"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert writer.stdout.readline().strip() == "7"  # a first flush is on disk
+        with pytest.raises(OSError, match="open for writing by a running simulation"):
+            TrajectoryReader(path)
+        monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
+        code = f"from trajcast_engine.trajectory import read_frames; read_frames({str(path)!r})"
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
 def test_sigkill_leaves_every_flushed_frame_readable(tmp_path, delay):
     kill_writer_and_check(tmp_path / "killed.h5", delay, resume=True)

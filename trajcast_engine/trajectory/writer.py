@@ -93,7 +93,15 @@ def check_trajectory_file(path: str | os.PathLike, header_only: bool = False) ->
         raise FileNotFoundError(f"trajectory file not found: {path}")
     if not h5py.is_hdf5(path):
         raise ValueError(f"{path} is not an HDF5 file")
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except BlockingIOError:
+        raise OSError(
+            f"{path} is open for writing by a running simulation (HDF5 locks it); read it "
+            "when the run ends, or now with HDF5_USE_FILE_LOCKING=FALSE in the environment "
+            "(up to the last flushed frame)"
+        ) from None
+    with f:
         empty = header_only and EXTRAS in f and "species" in f[EXTRAS]
         has_frames = "coordinates" in f or empty
         if f.attrs.get("conventions") not in ("Pande", b"Pande") or not has_frames:
