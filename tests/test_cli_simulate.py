@@ -139,6 +139,7 @@ def test_resume_continues_numbering_and_the_run(model_file, tmp_path):
         (["--model", "no-such-model"], "model file not found"),
         (["--tensor-product", "triton"], "unknown tensor-product backend 'triton'"),
         (["--edge-chunk", "-5"], "edge chunk must be a positive number of edges"),
+        (["--equilibrate", "-1"], "equilibrate must be >= 0 ps"),
     ],
 )
 def test_bad_input_gives_one_clear_line(model_file, tmp_path, args, message):
@@ -251,7 +252,8 @@ def test_ctrl_c_stops_after_the_step_flushes_and_says_how_to_resume(model_file, 
 
 
 def test_the_model_cards_thermostat_is_the_default(model_file, tmp_path):
-    """A model whose card recommends Langevin runs under Langevin unless told otherwise."""
+    """A model whose card recommends Langevin runs under Langevin unless told otherwise;
+    a fresh thermostatted run first equilibrates 2 ps, unwritten, unless told not to."""
     from trajcast_engine.nn.model_io import load_model
 
     model = load_model(model_file)
@@ -265,3 +267,11 @@ def test_the_model_cards_thermostat_is_the_default(model_file, tmp_path):
         assert result.returncode == 0, result.stderr
         with TrajectoryReader(tmp_path / f"{expected}.h5") as reader:
             assert reader.provenance["thermostat"] == expected
+            assert reader.provenance["equilibration_ps"] == pytest.approx(2.0)
+        assert "equilibrated 2 ps first" in result.stdout
+    result = trajcast("simulate", "--model", str(carded), "--structure", structure, "--steps",
+                      "2", "--quiet", "--output", "cold.h5", "--equilibrate", "0",
+                      cwd=tmp_path)  # fmt: skip
+    with TrajectoryReader(tmp_path / "cold.h5") as reader:
+        assert reader.provenance["equilibration_ps"] == 0.0
+    assert "equilibrated" not in result.stdout

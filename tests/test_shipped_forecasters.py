@@ -57,7 +57,7 @@ def test_liquid_argon_forecaster_reproduces_lennard_jones_md(tmp_path):
 def copper(tmp_path_factory):
     rollout, reference = rollout_and_reference(
         tmp_path_factory.mktemp("cu"), "cu-emt-forecaster", "emt", {}, temperature=300.0,
-        md_step=1.0, stride=20, steps=150, burn=100, tau=200.0, equilibration=500,
+        md_step=1.0, stride=20, steps=150, burn=50, tau=200.0, equilibration=500,
         reference_frames=60,
     )  # fmt: skip
     return analysis.compare(rollout, reference, 3 * 256 - 3)
@@ -80,17 +80,21 @@ def test_copper_forecaster_vibrational_spectrum(copper):
 
 def test_alanine_dipeptide_forecaster_holds_temperature_and_bonds(tmp_path):
     """The molecule: stable, at its temperature (internal motion over 3N - 6), with the
-    reference's bond lengths; the spectrum target is not met yet (model card)."""
+    reference's bond lengths and C-H bond vibration (the C-H peak height: under CSVR,
+    which loses equipartition, it came out 40% too high); the spectrum target is not
+    met yet (model card)."""
     pdb = str(system_file("ala2-amber-forecaster"))
     rollout, reference = rollout_and_reference(
         tmp_path, "ala2-amber-forecaster",
         "trajcast_engine.data.openmm_calculator:OpenMMCalculator", {"pdb": pdb},
-        temperature=300.0, md_step=0.5, stride=10, steps=600, burn=50, tau=100.0,
+        temperature=300.0, md_step=0.5, stride=10, steps=600, burn=200, tau=100.0,
         equilibration=2000, reference_frames=600,
     )  # fmt: skip
     metrics = analysis.compare(rollout, reference, 3 * 22 - 6)
     assert metrics["temperature"]["test"]["mean"] == pytest.approx(300.0, rel=0.05)
     peak = metrics["rdf_first_peak"]
     assert peak["test"] == pytest.approx(peak["reference"], abs=0.02)  # C-H bonds, 1.09 Å
+    height = metrics["rdf_first_peak_height"]
+    assert height["test"] == pytest.approx(height["reference"], rel=0.25)
     assert metrics["rdf_integrated_abs_difference"] < 0.3
     assert metrics["vdos_overlap"] > 0.5

@@ -39,6 +39,7 @@ class SimulationReport:
     interrupted: bool
     mean_temperature: float
     execution: str = ""
+    equilibration_ps: float = 0.0
 
     @property
     def ns_per_day(self) -> float:
@@ -92,6 +93,10 @@ def load_structure(
     return atoms
 
 
+EQUILIBRATION_PS = 2.0  # default unwritten warm-up of a fresh thermostatted run
+EQUILIBRATION_TAU_FS = 100.0  # its CSVR time
+
+
 def simulate(
     model: str | os.PathLike = DEFAULT_MODEL,
     structure: str | os.PathLike | None = None,
@@ -117,6 +122,7 @@ def simulate(
     tensor_product: str | None = None,
     compile: bool = False,
     edge_chunk: int | str | None = "auto",
+    equilibrate_ps: float | None = None,
 ) -> SimulationReport:
     """Run a forecaster simulation (see the module docstring); returns a report.
 
@@ -130,6 +136,11 @@ def simulate(
     value per replica, comma-separated), writing ``{output stem}_r{k}.h5``.
     ``temperature`` None takes the model card's (``metadata['temperature_K']``), else 300 K;
     ``thermostat`` None the model card's (``metadata['thermostat']``), else CSVR.
+    ``equilibrate_ps``: a fresh thermostatted single forecaster run (not replicas, not
+    ``--engine mlip``) first equilibrates this long
+    under a fast CSVR (τ = 100 fs), unwritten (None: 2 ps; 0 turns it off). Maxwell-Boltzmann
+    velocities on a relaxed structure put half their energy into the potential, and a
+    slow thermostat (Langevin with τ = 1 ps) would take several ps to restore it.
     ``tensor_product`` / ``compile`` / ``edge_chunk`` choose how the forecaster runs (the report's
     ``execution`` and the file's provenance say what ran)."""
     if thermostat is None:
@@ -197,6 +208,19 @@ def simulate(
 
     if engine == "forecaster":  # only here is it used (an OpenMM companion costs a set-up)
         energy_rescale = _rescaling(forecaster, energy_rescale, model, structure)
+    warm_steps = 0
+    if engine == "forecaster" and thermostat != "none" and not resume:
+        warm_ps = EQUILIBRATION_PS if equilibrate_ps is None else float(equilibrate_ps)
+        if warm_ps < 0:
+            raise ValueError(f"equilibrate must be >= 0 ps, got {warm_ps}")
+        warm_steps = int(round(warm_ps * 1000.0 / dt_fs))
+    if warm_steps:
+        warm = ForecastCSVR(atoms, forecaster, target if isinstance(target, float) else target[0],
+                            tau=EQUILIBRATION_TAU_FS, seed=seed + 104729, device=device,
+                            energy_rescale=energy_rescale)  # fmt: skip
+        _drive(lambda: warm.run(1), warm.get_temperature, warm_steps, dt_fs, progress,
+               "equilibrate")  # fmt: skip
+        atoms = warm.atoms
     if engine == "mlip":
         companion = potential or forecaster.metadata.get("companion", "cu-emt-potential")
         dyn = _classic_dynamics(atoms, companion, dt_fs, thermostat, target, tau, seed, device)
@@ -223,6 +247,7 @@ def simulate(
         "seed": seed,
         "engine": engine,
         "execution": execution,
+        "equilibration_ps": warm_steps * dt_fs / 1000.0,
     }
     writer = TrajectoryWriter(
         output,
@@ -269,6 +294,7 @@ def simulate(
         interrupted=interrupted,
         mean_temperature=mean_t,
         execution=execution if engine == "forecaster" else "",
+        equilibration_ps=warm_steps * dt_fs / 1000.0,
     )
 
 
