@@ -44,6 +44,7 @@ from trajcast_engine.data.reference_md import (
 from trajcast_engine.models import default_system, shipped_model_path, system_file
 from trajcast_engine.nn.model_io import read_model_file
 from trajcast_engine.simulate import simulate
+from trajcast_engine.trajectory import TrajectoryReader
 
 ROOT = Path(__file__).resolve().parents[1]
 ALA2 = str(system_file("ala2-amber-forecaster"))
@@ -156,10 +157,7 @@ def main() -> None:
     setup = SETUPS[args.model]
     output = args.output or ROOT / "runs" / f"validation_{args.model}.json"
     model = args.model_file or shipped_model_path(args.model)
-    content = read_model_file(model)
-    config, card = content["config"], content.get("metadata", {})
-    thermostat = args.thermostat or card.get("thermostat", "csvr")
-    tau = args.tau or card.get("thermostat_tau_fs")
+    config = read_model_file(model)["config"]
     md_step, stride = float(config["md_timestep"]), int(config["stride"])
     results = {}
 
@@ -180,7 +178,7 @@ def main() -> None:
             print(f"reference MD at {temperature:g} K: {time.perf_counter() - start:.0f} s")
             out = tmp / f"fc{k}.h5"
             report = simulate(model, structure, temperature=temperature,
-                              thermostat=thermostat, tau=tau,
+                              thermostat=args.thermostat, tau=args.tau,
                               steps=args.steps + args.burn, output=out, seed=k,
                               progress=False)  # fmt: skip
             reference = analysis.load(ref_path, start=args.burn)
@@ -198,7 +196,10 @@ def main() -> None:
                 "speed_up": forecaster_rate / classic_rate,
             }
             metrics["rollout_ps"] = args.steps * stride * md_step / 1000
-            metrics["rollout_thermostat"] = {"name": thermostat, "tau_fs": tau}
+            with TrajectoryReader(out) as reader:  # what ran: the card's unless told
+                ran = reader.provenance
+            metrics["rollout_thermostat"] = {"name": ran["thermostat"],
+                                             "tau_fs": ran["thermostat_tau_fs"]}  # fmt: skip
             print(f"{temperature:6.0f} K  forecaster vs reference: {summary_line(metrics)}"
                   f"  speed-up {metrics['speed']['speed_up']:.2f}x", flush=True)  # fmt: skip
             if args.baseline:

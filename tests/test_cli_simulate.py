@@ -15,7 +15,7 @@ from ase.io import write
 
 from trajcast_engine.models import shipped_model_available
 from trajcast_engine.nn.forecaster import ForecasterConfig, TrajCastForecaster
-from trajcast_engine.nn.model_io import save_model
+from trajcast_engine.nn.model_io import load_model, save_model
 from trajcast_engine.trajectory import TrajectoryReader
 
 shipped_forecaster = pytest.mark.skipif(
@@ -254,8 +254,6 @@ def test_ctrl_c_stops_after_the_step_flushes_and_says_how_to_resume(model_file, 
 def test_the_model_cards_thermostat_is_the_default(model_file, tmp_path):
     """A model whose card recommends Langevin runs under Langevin unless told otherwise;
     a fresh thermostatted run first equilibrates 2 ps, unwritten, unless told not to."""
-    from trajcast_engine.nn.model_io import load_model
-
     model = load_model(model_file)
     carded = tmp_path / "carded.pt"
     save_model(model, carded, {"thermostat": "langevin", "thermostat_tau_fs": 400.0})
@@ -268,6 +266,7 @@ def test_the_model_cards_thermostat_is_the_default(model_file, tmp_path):
         with TrajectoryReader(tmp_path / f"{expected}.h5") as reader:
             assert reader.provenance["thermostat"] == expected
             assert reader.provenance["equilibration_ps"] == pytest.approx(2.0)
+            assert reader.provenance["thermostat_tau_fs"] == pytest.approx(400.0)
         assert "equilibrated 2 ps first" in result.stdout
     result = trajcast("simulate", "--model", str(carded), "--structure", structure, "--steps",
                       "2", "--quiet", "--output", "cold.h5", "--equilibrate", "0",

@@ -3,8 +3,8 @@
 Sub-commands:
 
 - ``trajcast simulate``: large-timestep MD with a forecaster (default: the shipped fcc-Cu
-  model on its built-in 256-atom crystal at 300 K under its model card's thermostat), written to an
-  mdtraj HDF5 file with a log.
+  model on its built-in 256-atom crystal at 300 K under its model card's thermostat),
+  written to an mdtraj HDF5 file with a log.
 - ``trajcast generate``: reference MD with an ASE calculator into training files.
 - ``trajcast train``, ``analyze``, ``repair``, ``models``, ``info``: see each ``--help``.
 - ``trajcast neighbors [STRUCTURE]``: build the neighbour list of a structure (any file

@@ -137,14 +137,14 @@ def simulate(
     ``temperature`` None takes the model card's (``metadata['temperature_K']``), else 300 K;
     ``thermostat`` None the model card's (``metadata['thermostat']``), else CSVR.
     ``equilibrate_ps``: a fresh thermostatted single forecaster run (not replicas, not
-    ``--engine mlip``) first equilibrates this long
-    under a fast CSVR (τ = 100 fs), unwritten (None: 2 ps; 0 turns it off). Maxwell-Boltzmann
-    velocities on a relaxed structure put half their energy into the potential, and a
-    slow thermostat (Langevin with τ = 1 ps) would take several ps to restore it.
+    ``--engine mlip``) first equilibrates this long under a fast CSVR (τ = 100 fs),
+    unwritten (None: 2 ps; 0 turns it off). Maxwell-Boltzmann velocities on a relaxed
+    structure put half their energy into the potential, and a slow thermostat (Langevin
+    with τ = 1 ps) would take several ps to restore it.
     ``tensor_product`` / ``compile`` / ``edge_chunk`` choose how the forecaster runs (the report's
     ``execution`` and the file's provenance say what ran)."""
-    if thermostat is None:
-        thermostat = default_thermostat(model)
+    if equilibrate_ps is not None and float(equilibrate_ps) < 0:
+        raise ValueError(f"equilibrate must be >= 0 ps, got {equilibrate_ps}")
     if int(replicas) > 1:
         return _simulate_replicas(
             model, structure, supercell, temperature, thermostat, tau, steps, time_ps,
@@ -168,14 +168,16 @@ def simulate(
         )
     if resume and not output.exists():
         raise FileNotFoundError(f"cannot resume: {output} does not exist")
-    if thermostat not in ("none", "csvr", "langevin"):
-        raise ValueError(f"thermostat must be none, csvr or langevin, got {thermostat!r}")
     if int(write_every) < 1:
         raise ValueError(f"write-every must be >= 1, got {write_every}")
     if engine not in ("forecaster", "mlip"):
         raise ValueError(f"engine must be forecaster or mlip, got {engine!r}")
     forecaster = load_forecaster(model, device, dtype, tensor_product, compile, edge_chunk)
     execution = execution_summary(forecaster)
+    if thermostat is None:
+        thermostat = default_thermostat(forecaster)
+    if thermostat not in ("none", "csvr", "langevin"):
+        raise ValueError(f"thermostat must be none, csvr or langevin, got {thermostat!r}")
     if temperature is None:
         temperature = default_temperature(forecaster)
     target = parse_temperature(temperature)
@@ -211,8 +213,6 @@ def simulate(
     warm_steps = 0
     if engine == "forecaster" and thermostat != "none" and not resume:
         warm_ps = EQUILIBRATION_PS if equilibrate_ps is None else float(equilibrate_ps)
-        if warm_ps < 0:
-            raise ValueError(f"equilibrate must be >= 0 ps, got {warm_ps}")
         warm_steps = int(round(warm_ps * 1000.0 / dt_fs))
     if warm_steps:
         warm = ForecastCSVR(atoms, forecaster, target if isinstance(target, float) else target[0],
@@ -220,7 +220,6 @@ def simulate(
                             energy_rescale=energy_rescale)  # fmt: skip
         _drive(lambda: warm.run(1), warm.get_temperature, warm_steps, dt_fs, progress,
                "equilibrate")  # fmt: skip
-        atoms = warm.atoms
     if engine == "mlip":
         companion = potential or forecaster.metadata.get("companion", "cu-emt-potential")
         dyn = _classic_dynamics(atoms, companion, dt_fs, thermostat, target, tau, seed, device)
@@ -234,6 +233,7 @@ def simulate(
                   energy_rescale=energy_rescale)  # fmt: skip
         if dyn.rollout.thermostat.schedule.open_ramp:  # a ramp spans the whole run
             dyn.rollout.thermostat.schedule.close_ramp(0.0, steps * dt_fs)
+        tau = dyn.rollout.thermostat.tau_fs  # what runs (unset: the thermostat's default)
     if rng_states and engine == "forecaster":
         import json
 
@@ -243,6 +243,7 @@ def simulate(
         "model": getattr(forecaster, "source", str(model)),
         "timestep_fs": dt_fs,
         "thermostat": thermostat,
+        "thermostat_tau_fs": tau,
         "temperature": temperature if isinstance(temperature, str) else target,
         "seed": seed,
         "engine": engine,
@@ -423,6 +424,8 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
         Stationary(atoms)
         images.append(atoms)
     tau_fs = _default_tau(forecaster, tau)
+    if thermostat is None:
+        thermostat = default_thermostat(forecaster)
     bath = {"csvr": CSVR, "langevin": Langevin}.get(thermostat)
     if bath is None and thermostat != "none":
         raise ValueError(f"thermostat must be none, csvr or langevin, got {thermostat!r}")
@@ -492,7 +495,7 @@ def default_temperature(model: Any) -> float:
     return float(_card(model).get("temperature_K", 300.0))
 
 
-def default_thermostat(model: str | os.PathLike) -> str:
+def default_thermostat(model: Any) -> str:
     """The model card's thermostat (``metadata['thermostat']``: ``"csvr"`` or
     ``"langevin"``), else ``"csvr"``."""
     return str(_card(model).get("thermostat", "csvr"))
