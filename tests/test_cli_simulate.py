@@ -251,6 +251,34 @@ def test_ctrl_c_stops_after_the_step_flushes_and_says_how_to_resume(model_file, 
     assert mdtraj.load(str(tmp_path / "trajectory.h5")).n_frames == frames + 3
 
 
+def test_ctrl_c_during_the_warm_up_stops_the_command_and_writes_nothing(model_file, tmp_path):
+    import signal
+    import threading
+    import time
+
+    command = [sys.executable, "-m", "trajcast_engine.cli", "simulate", "--model",
+               str(model_file), "--structure", str(model_file.parent / "cu.xyz"),
+               "--steps", "5", "--equilibrate", "1000"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(iter(lambda: process.stderr.read(1), "")))
+    reader.start()
+    deadline = time.monotonic() + 120
+    while "equilibrate" not in "".join(err) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the warm-up's progress bar has appeared
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    out = process.stdout.read()
+    process.wait(timeout=120)
+    reader.join(timeout=10)
+    message = "".join(err)
+    assert process.returncode == 130, message
+    assert "interrupted during the equilibration: nothing was written" in message
+    assert "Traceback" not in message and "simulate --resume" not in out
+    assert not (tmp_path / "trajectory.h5").exists()
+
+
 def test_the_model_cards_thermostat_is_the_default(model_file, tmp_path):
     """A model whose card recommends Langevin runs under Langevin unless told otherwise;
     a fresh thermostatted run first equilibrates 2 ps, unwritten, unless told not to."""

@@ -231,3 +231,22 @@ def test_csvr_reference_holds_a_molecules_internal_temperature(tmp_path):
     last = load_trajectory(path)[-1]
     r = last.positions - last.get_center_of_mass()
     assert np.abs(np.cross(r, last.get_momenta()).sum(axis=0)).max() < 1e-6
+
+
+def test_csvr_reference_refuses_an_ase_bussi_it_cannot_correct(tmp_path, monkeypatch):
+    """The degrees-of-freedom fix sets Bussi's attributes; an ASE whose Bussi lacks them
+    must fail with a clear error before any MD, not silently run hot."""
+    import ase.md.bussi
+
+    class RenamedBussi(ase.md.bussi.Bussi):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            del self.target_kinetic_energy
+
+    monkeypatch.setattr(ase.md.bussi, "Bussi", RenamedBussi)
+    settings = ReferenceSettings(temperature=300.0, md_timestep=2.0, equilibration_steps=2,
+                                 segments=1, segment_steps=4, write_every=2,
+                                 production="csvr", seed=0)  # fmt: skip
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
+    with pytest.raises(RuntimeError, match="Bussi thermostat has no target_kinetic_energy"):
+        run_reference_md(atoms, "emt", settings, tmp_path / "ref.h5")

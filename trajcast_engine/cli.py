@@ -140,6 +140,9 @@ def _simulate(args: argparse.Namespace) -> int:
         raise _fail(str(err)) from None
     except RuntimeError as err:  # the stability guard, a CUDA failure
         raise _fail(f"{err} (frames written so far are in {args.output})") from None
+    except KeyboardInterrupt as err:  # before the first written step: nothing to resume
+        print(f"trajcast: {err or 'interrupted before the run started'}", file=sys.stderr)
+        return 130
     print(
         f"{report.steps} steps, {report.simulated_ps:.2f} ps in {report.wall_seconds:.1f} s "
         f"({report.ns_per_day:.1f} ns/day), mean T {report.mean_temperature:.1f} K"

@@ -140,7 +140,9 @@ def simulate(
     ``--engine mlip``) first equilibrates this long under a fast CSVR (τ = 100 fs),
     unwritten (None: 2 ps; 0 turns it off). Maxwell-Boltzmann velocities on a relaxed
     structure put half their energy into the potential, and a slow thermostat (Langevin
-    with τ = 1 ps) would take several ps to restore it.
+    with τ = 1 ps) would take several ps to restore it. Ctrl-C during the warm-up raises
+    ``KeyboardInterrupt`` (nothing is written); during the run it ends the run after the
+    current step, with the file complete and resumable.
     ``tensor_product`` / ``compile`` / ``edge_chunk`` choose how the forecaster runs (the report's
     ``execution`` and the file's provenance say what ran)."""
     if equilibrate_ps is not None and float(equilibrate_ps) < 0:
@@ -218,8 +220,10 @@ def simulate(
         warm = ForecastCSVR(atoms, forecaster, target if isinstance(target, float) else target[0],
                             tau=EQUILIBRATION_TAU_FS, seed=seed + 104729, device=device,
                             energy_rescale=energy_rescale)  # fmt: skip
-        _drive(lambda: warm.run(1), warm.get_temperature, warm_steps, dt_fs, progress,
-               "equilibrate")  # fmt: skip
+        _, _, stopped, _ = _drive(lambda: warm.run(1), warm.get_temperature, warm_steps,
+                                  dt_fs, progress, "equilibrate")  # fmt: skip
+        if stopped:  # Ctrl-C during the warm-up ends the command, not just the warm-up
+            raise KeyboardInterrupt("interrupted during the equilibration: nothing was written")
     if engine == "mlip":
         companion = potential or forecaster.metadata.get("companion", "cu-emt-potential")
         dyn = _classic_dynamics(atoms, companion, dt_fs, thermostat, target, tau, seed, device)

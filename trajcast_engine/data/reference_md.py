@@ -239,6 +239,14 @@ def _csvr(atoms: Atoms, dt: float, settings: ReferenceSettings, rng: np.random.G
         ZeroRotation(atoms)
         n_dof -= 3
     dyn = Bussi(atoms, dt, settings.temperature, settings.tau * units.fs, rng=rng)
+    missing = [a for a in ("ndof", "temp", "target_kinetic_energy") if not hasattr(dyn, a)]
+    if missing:  # the count is set through these (ASE 3.23-3.29); refuse rather than run hot
+        import ase
+
+        raise RuntimeError(
+            f"ASE {ase.__version__}'s Bussi thermostat has no {', '.join(missing)}: cannot "
+            f"set its degrees of freedom to {n_dof}; use production='nve' or ASE 3.23-3.29"
+        )
     dyn.ndof = n_dof  # ASE's own count comes from the constraints alone
     dyn.target_kinetic_energy = 0.5 * dyn.temp * n_dof
     return dyn
