@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--noise", type=float, default=0.01, help="training position noise, Å")
     parser.add_argument("--init-from", help="continue from this model file's weights")
+    parser.add_argument("--learning-rate", type=float, default=5e-3)
     parser.add_argument("--data-only", action="store_true", help="generate the data and stop")
     args = parser.parse_args()
 
@@ -115,7 +116,7 @@ def main() -> None:
     settings = ForecastFitSettings(
         epochs=args.epochs,
         batch_size=4,
-        learning_rate=5e-3,
+        learning_rate=args.learning_rate,
         validation_fraction=0.1,
         lr_patience=2,
         early_stopping=6,
