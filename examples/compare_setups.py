@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from validate_forecaster import SETUPS, reference_run, summary_line
 
 from trajcast_engine import analysis
 from trajcast_engine.models import default_system, shipped_model_path, system_file
 from trajcast_engine.nn.model_io import read_model_file
 from trajcast_engine.simulate import simulate
-from validate_forecaster import SETUPS, reference_run, summary_line
 
 
 def rms_from_sites(data: analysis.TrajectoryData, sites: np.ndarray, cell: np.ndarray) -> float:
