@@ -22,19 +22,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-from validate_forecaster import SETUPS, reference_run, summary_line
+from ase import Atoms
+from validate_forecaster import SETUPS, reference_run, structure_file, summary_line
 
 from trajcast_engine import analysis
-from trajcast_engine.models import default_system, shipped_model_path, system_file
+from trajcast_engine.data.pairs import minimum_image
+from trajcast_engine.models import default_system, shipped_model_path
 from trajcast_engine.nn.model_io import read_model_file
 from trajcast_engine.simulate import simulate
 
 
-def rms_from_sites(data: analysis.TrajectoryData, sites: np.ndarray, cell: np.ndarray) -> float:
-    """RMS displacement (Å) from the lattice sites, minimum image, drift removed."""
-    d = data.positions - sites[None]
-    frac = d @ np.linalg.inv(cell)
-    d = (frac - np.round(frac)) @ cell
+def rms_from_sites(data: analysis.TrajectoryData, lattice: Atoms) -> float:
+    """RMS displacement (Å) from the sites of ``lattice``, minimum image, drift removed."""
+    d = data.positions - lattice.get_positions()[None]
+    d = minimum_image(d.reshape(-1, 3), lattice.cell.array, lattice.pbc).reshape(d.shape)
     d -= d.mean(axis=1, keepdims=True)
     return float(np.sqrt((d**2).sum(-1).mean()))
 
@@ -70,24 +71,17 @@ def main() -> None:
     temperature = args.temperature or setup.temperatures[0]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        atoms = default_system(args.model)
-        try:
-            structure = system_file(args.model)
-            crystal = False
-        except ValueError:  # a built lattice
-            structure = tmp / "structure.extxyz"
-            atoms.write(structure)
-            crystal = True
+        structure, crystal = structure_file(args.model, tmp)
         start = time.perf_counter()
         ref = reference_run(args.model, setup, md_step, stride, temperature,
                             args.frames + args.burn, 9000, tmp / "ref.h5")  # fmt: skip
         print(f"reference MD at {temperature:g} K: {time.perf_counter() - start:.0f} s")
         reference = analysis.load(ref, start=args.burn)
         n_dof = analysis.degrees_of_freedom(reference)
-        sites, cell = atoms.get_positions(), atoms.cell.array
+        lattice = default_system(args.model)
 
         def extra(data: analysis.TrajectoryData) -> str:
-            return f"  RMS from sites {rms_from_sites(data, sites, cell):.4f} Å" if crystal else ""
+            return f"  RMS from sites {rms_from_sites(data, lattice):.4f} Å" if crystal else ""
 
         print(f"reference{extra(reference)}")
         for k, (name, kwargs) in enumerate(setups):

@@ -164,7 +164,7 @@ def main() -> None:
         "system": "alanine dipeptide (Ace-Ala-NMe, 22 atoms) in vacuum, 300-400 K",
         "reference": "OpenMM amber14 (flexible, no constraints), 0.5 fs step",
         "script": "examples/train_ala2_forecaster.py",
-        # a local thermostat: under CSVR the rollout loses equipartition (model card)
+        # a local thermostat: under CSVR the rollout's spectrum is worse (model card)
         "thermostat": "langevin",
         "thermostat_tau_fs": 200.0,
         "energy_rescale": "openmm",  # the reference itself, on the PDB structure

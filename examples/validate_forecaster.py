@@ -101,6 +101,17 @@ def reference_run(model: str, setup: Setup, md_step: float, stride: int, tempera
                             calculator_parameters=setup.parameters)[0]  # fmt: skip
 
 
+def structure_file(model: str, folder: Path) -> tuple[Path, bool]:
+    """``(path, built)``: the model's shipped structure file, or its built crystal written
+    to ``folder`` (``built`` True) to hand to :func:`simulate`."""
+    try:
+        return Path(system_file(model)), False
+    except ValueError:  # a built crystal: hand it over as a file
+        path = folder / "structure.extxyz"
+        default_system(model).write(path)
+        return path, True
+
+
 def summary_line(metrics: dict) -> str:
     """One line of :func:`analysis.compare`'s metrics."""
     t, ref = metrics["temperature"]["test"], metrics["temperature"]["reference"]
@@ -167,11 +178,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        try:
-            structure = system_file(args.model)
-        except ValueError:  # a built crystal: hand it over as a file
-            structure = tmp / "structure.extxyz"
-            default_system(args.model).write(structure)
+        structure, _ = structure_file(args.model, tmp)
         for k, temperature in enumerate(args.temperatures or setup.temperatures):
             start = time.perf_counter()
             ref_path = fresh_reference(temperature, 9000 + k, tmp / f"ref{k}.h5")

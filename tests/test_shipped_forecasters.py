@@ -80,9 +80,9 @@ def test_copper_forecaster_vibrational_spectrum(copper):
 
 def test_alanine_dipeptide_forecaster_holds_temperature_and_bonds(tmp_path):
     """The molecule: stable, at its temperature (internal motion over 3N - 6), with the
-    reference's bond lengths and C-H bond vibration (the C-H peak height: under CSVR,
-    which loses equipartition, it came out 40% too high); the spectrum target is not
-    met yet (model card)."""
+    reference's bond lengths and C-H bond vibration (the C-H peak height: weights trained
+    with more input noise damped the bonds and, under CSVR, put it 40-80% too high); the
+    spectrum target is not met yet (model card)."""
     pdb = str(system_file("ala2-amber-forecaster"))
     rollout, reference = rollout_and_reference(
         tmp_path, "ala2-amber-forecaster",

@@ -212,7 +212,7 @@ def simulate(
 
     if engine == "forecaster":  # only here is it used (an OpenMM companion costs a set-up)
         energy_rescale = _rescaling(forecaster, energy_rescale, model, structure)
-    warm_steps = 0
+    warm_steps = 0  # the unwritten warm-up's steps
     if engine == "forecaster" and thermostat != "none" and not resume:
         warm_ps = EQUILIBRATION_PS if equilibrate_ps is None else float(equilibrate_ps)
         warm_steps = int(round(warm_ps * 1000.0 / dt_fs))
@@ -224,6 +224,7 @@ def simulate(
                                   dt_fs, progress, "equilibrate")  # fmt: skip
         if stopped:  # Ctrl-C during the warm-up ends the command, not just the warm-up
             raise KeyboardInterrupt("interrupted during the equilibration: nothing was written")
+    equilibration_ps = warm_steps * dt_fs / 1000.0
     if engine == "mlip":
         companion = potential or forecaster.metadata.get("companion", "cu-emt-potential")
         dyn = _classic_dynamics(atoms, companion, dt_fs, thermostat, target, tau, seed, device)
@@ -252,7 +253,7 @@ def simulate(
         "seed": seed,
         "engine": engine,
         "execution": execution,
-        "equilibration_ps": warm_steps * dt_fs / 1000.0,
+        "equilibration_ps": equilibration_ps,
     }
     writer = TrajectoryWriter(
         output,
@@ -299,7 +300,7 @@ def simulate(
         interrupted=interrupted,
         mean_temperature=mean_t,
         execution=execution if engine == "forecaster" else "",
-        equilibration_ps=warm_steps * dt_fs / 1000.0,
+        equilibration_ps=equilibration_ps,
     )
 
 
