@@ -122,8 +122,7 @@ def summary_line(metrics: dict) -> str:
         f"  peak {peak['test']:.3f}/{peak['reference']:.3f} Å"
         f" height {height['test']:.2f}/{height['reference']:.2f}"
         f"  VDOS overlap {metrics['vdos_overlap']:.3f}"
-        f"  T {t['mean']:.1f}±{t['std']:.1f} (ref {ref['mean']:.1f}±{ref['std']:.1f},"
-        f" canonical σ {t['canonical_std']:.1f})"
+        f"  T {analysis.format_temperature(t)}, ref {analysis.format_temperature(ref)}"
     )
     if "diffusion" in metrics:
         d = metrics["diffusion"]

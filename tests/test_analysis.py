@@ -61,11 +61,34 @@ def test_msd_and_diffusion_of_a_random_walk():
         temperatures=None,
     )
     t, values = analysis.msd(data)
-    assert values[-1] == pytest.approx(np.mean(np.sum((walk[-1] - walk[0]) ** 2, axis=1)))
+    assert len(t) == frames // 2 + 1 and t[-1] == (frames // 2) * dt
+    for lag in (0, 1, 37, frames // 2):  # every origin, every atom, unwrapped
+        assert values[lag] == pytest.approx(_brute_force_msd(walk, lag), rel=1e-9, abs=1e-12)
     expected = step**2 / (2 * dt) * 1e4  # D = σ²/(2Δt) per axis, in 1e-9 m²/s
     assert analysis.diffusion_coefficient(data) == pytest.approx(expected, rel=0.15)
     with pytest.raises(ValueError, match="no velocities"):
         analysis.vdos(data)
+
+
+def test_msd_of_a_molecule_in_vacuum_takes_positions_as_they_are():
+    """No cell (all zeros, as a file of a molecule stores it): no unwrapping, no error."""
+    rng = np.random.default_rng(2)
+    walk = np.cumsum(rng.normal(scale=3.0, size=(50, 5, 3)), axis=0)
+    data = TrajectoryData(
+        positions=walk,
+        velocities=None,
+        cells=np.zeros((50, 3, 3)),
+        times=np.arange(50) * 1.0,
+        masses=np.ones(5),
+        temperatures=None,
+    )
+    _, values = analysis.msd(data)
+    assert values == pytest.approx([_brute_force_msd(walk, m) for m in range(26)], rel=1e-9)
+
+
+def _brute_force_msd(positions: np.ndarray, lag: int) -> float:
+    steps = positions[lag:] - positions[: len(positions) - lag]
+    return float(np.mean(np.sum(steps**2, axis=2)))
 
 
 def test_first_peak_is_the_first_shell_not_the_sharpest():
@@ -129,3 +152,20 @@ def test_temperature_leaves_out_drift_and_a_molecules_rigid_rotation():
     hot = analysis.internal_temperatures(boxed, 3 * n - 3)
     assert np.mean(hot) > 2 * target
     np.testing.assert_allclose(analysis.internal_temperatures(moving, 3 * n - 3), hot)
+
+
+def test_standard_error_of_a_correlated_mean_by_block_averaging():
+    """AR(1) with φ = 0.9: the true error of the mean is sqrt((1+φ)/(1-φ)) = 4.4x the naive
+    σ/sqrt(n); block averaging must find it, and the naive value for white noise."""
+    rng = np.random.default_rng(3)
+    n, phi = 2**16, 0.9
+    noise = rng.normal(size=n)
+    x = np.empty(n)
+    x[0] = noise[0] / np.sqrt(1 - phi**2)
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + noise[i]
+    sigma = 1.0 / np.sqrt(1 - phi**2)
+    expected = sigma / np.sqrt(n) * np.sqrt((1 + phi) / (1 - phi))
+    assert 0.8 < analysis.standard_error_of_mean(x) / expected < 1.4
+    assert 0.8 < analysis.standard_error_of_mean(noise) / (1 / np.sqrt(n)) < 1.4
+    assert np.isnan(analysis.standard_error_of_mean(np.ones(10)))

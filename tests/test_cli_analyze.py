@@ -49,6 +49,10 @@ def test_analyze_writes_plots_and_summary(runs, tmp_path):
         0.5 * n_dof / 32 * 8.617333e-5 * t["mean"], rel=1e-3
     )
     assert "VDOS overlap" in result.stdout
+    # 201 frames: enough for a block-averaged error of the mean, printed next to it
+    assert 0 < t["standard_error"] < t["std"]
+    error = summary["temperature"]["trajectory"]["standard_error"]
+    assert f"± {error:.1f} K" in result.stdout
 
 
 def test_analyze_bad_input(tmp_path):

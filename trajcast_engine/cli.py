@@ -255,6 +255,7 @@ def _train(args: argparse.Namespace) -> int:
 def _analyze(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from trajcast_engine import analysis
     from trajcast_engine.analyze import analyze
 
     for name in (args.trajectory, args.reference):
@@ -269,9 +270,7 @@ def _analyze(args: argparse.Namespace) -> int:
     print(f"summary  {summary['summary']}")
     if "temperature" in summary:
         t = summary["temperature"]["trajectory"]
-        print(
-            f"T        {t['mean']:.1f} ± {t['std']:.1f} K (canonical σ {t['canonical_std']:.1f} K)"
-        )
+        print(f"T        {analysis.format_temperature(t)}")
     comparison = summary.get("comparison")
     if comparison:
         print(f"RDF ∫|Δg| {comparison['rdf_integrated_abs_difference']:.4f} Å")
