@@ -162,6 +162,68 @@ def test_a_file_being_written_says_so_and_how_to_read_it(tmp_path, monkeypatch):
         writer.wait()
 
 
+READER = """
+import os, sys, time
+import numpy as np
+from ase.build import bulk
+from trajcast_engine.trajectory import TrajectoryReader
+
+base = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(6).positions
+reads, end = 0, time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    with TrajectoryReader(sys.argv[1]) as reader:
+        frames = reader[max(0, len(reader) - 14):]
+    for atoms in frames:
+        k = atoms.info["step"]
+        np.testing.assert_allclose(atoms.positions, base + k * 1e-3, atol=2e-5)
+    reads += 1
+print(reads)
+"""
+
+
+def test_reading_a_live_file_without_the_lock_never_fails(tmp_path, monkeypatch):
+    """Without HDF5's lock a reader can catch a flush half-way (about one read in 200
+    failed with "addr overflow" before reads were retried on a fresh open); hundreds of
+    reads over a few seconds of flushes all succeed and give the frames written."""
+    path = tmp_path / "live.h5"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert writer.stdout.readline().strip() == "7"
+        monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
+        done = subprocess.run([sys.executable, "-c", READER, str(path), "8"], check=True,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    finally:
+        writer.kill()
+        writer.wait()
+    assert int(done.stdout) > 100
+
+
+def test_a_failed_read_is_retried_only_without_the_lock(small_file, monkeypatch):
+    """A read error is retried on a fresh open when locking is off (a writer may be
+    mid-flush); with the lock on no writer can be, and the error is raised at once."""
+    path, _ = small_file
+    real = h5py.Dataset.__getitem__
+    failures = []
+
+    def flaky(self, key):
+        if self.name == "/coordinates" and len(failures) < 2:
+            failures.append(key)
+            raise OSError("Can't synchronously read data (addr overflow)")
+        return real(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", flaky)
+    monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
+    with TrajectoryReader(path) as reader:
+        assert reader[2].info["step"] == 2
+    assert len(failures) == 2
+    failures.clear()
+    monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "TRUE")
+    with TrajectoryReader(path) as reader, pytest.raises(OSError, match="addr overflow"):
+        reader[2]
+    assert len(failures) == 1
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
 def test_sigkill_leaves_every_flushed_frame_readable(tmp_path, delay):
     kill_writer_and_check(tmp_path / "killed.h5", delay, resume=True)

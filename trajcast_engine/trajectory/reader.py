@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,15 @@ from trajcast_engine.trajectory import units as u
 from trajcast_engine.trajectory.topology import topology_atom_order
 from trajcast_engine.trajectory.writer import EXTRAS, MDTRAJ_SCALARS, check_trajectory_file
 
+LIVE_READ_ATTEMPTS = 6  # over about 1.5 s: a flush takes milliseconds
+
+
+def hdf5_locking_disabled() -> bool:
+    """Whether HDF5's file locking is off (``HDF5_USE_FILE_LOCKING`` FALSE, 0 or
+    BEST_EFFORT), so that another process may be writing a file this one reads."""
+    value = os.environ.get("HDF5_USE_FILE_LOCKING", "").strip().upper()
+    return value in ("FALSE", "0", "BEST_EFFORT")
+
 
 class TrajectoryReader:
     """Random access to the frames of a trajectory file as ``ase.Atoms``.
@@ -37,9 +47,26 @@ class TrajectoryReader:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self._file: h5py.File | None = None
+        self.n_frames, stored = self._retrying(self._check_and_open)
+        if self.n_frames < stored:
+            warnings.warn(
+                f"{self.path}: the last {stored - self.n_frames} frames are torn (a crash "
+                f"during a flush) and are skipped; `trajcast repair {self.path}` cuts them",
+                stacklevel=2,
+            )
+
+    def _check_and_open(self) -> tuple[int, int]:
         check_trajectory_file(self.path)
-        self._file = h5py.File(self.path, "r")
-        f = self._file
+        return self._open()
+
+    def _open(self) -> tuple[int, int]:
+        """(Re)open the file, read topology, species, masses and pbc; return the
+        ``(consistent, stored)`` frame counts (see
+        :func:`~trajcast_engine.trajectory.repair.consistent_frames`)."""
+        if self._file is not None:
+            self._file.close()
+        self._file = f = h5py.File(self.path, "r")
         self.topology: dict = json.loads(f["topology"][0])
         self._extras = f.get(EXTRAS)
         ex = self._extras
@@ -54,13 +81,33 @@ class TrajectoryReader:
         # the writer never exposes a torn frame; files from older versions could hold one
         from trajcast_engine.trajectory.repair import consistent_frames
 
-        self.n_frames, stored = consistent_frames(f)
-        if self.n_frames < stored:
-            warnings.warn(
-                f"{self.path}: the last {stored - self.n_frames} frames are torn (a crash "
-                f"during a flush) and are skipped; `trajcast repair {self.path}` cuts them",
-                stacklevel=2,
-            )
+        return consistent_frames(f)
+
+    def _retrying(self, action: Callable[[], Any]) -> Any:
+        """Run ``action`` on the open file. With HDF5's file locking switched off (the
+        documented way to read a file that a running simulation is writing) a read can
+        take the file's end from before a flush and a dataset's index from after it
+        ("addr overflow"); the file is then reopened, which sees a finished flush, and
+        the read tried again. Frames already counted never change, so the retry reads
+        the same data; the frame count stays the one taken at the first open."""
+        attempts = LIVE_READ_ATTEMPTS if hdf5_locking_disabled() else 1
+        for attempt in range(attempts):
+            try:
+                if attempt and action != self._check_and_open:
+                    self._open()
+                return action()
+            except FileNotFoundError:
+                raise
+            except OSError as error:
+                if attempt == attempts - 1:
+                    if attempts == 1:
+                        raise
+                    raise OSError(
+                        f"{self.path}: no consistent read in {attempts} attempts while "
+                        f"another process writes the file: {error}"
+                    ) from error
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def __len__(self) -> int:
         return self.n_frames
@@ -82,6 +129,9 @@ class TrajectoryReader:
 
     def times_fs(self, rows: slice = slice(None)) -> np.ndarray:
         """Time in fs of the frames ``rows`` (default all)."""
+        return self._retrying(lambda: self._times_fs(rows))
+
+    def _times_fs(self, rows: slice) -> np.ndarray:
         start, stop, step = rows.indices(self.n_frames)
         rows = slice(start, stop, step)
         ex = self._extras
@@ -100,12 +150,15 @@ class TrajectoryReader:
 
     def read(self, rows: slice) -> list[Atoms]:
         """Frames ``rows`` (a slice over complete frames) as ``Atoms``."""
+        return self._retrying(lambda: self._read(rows))
+
+    def _read(self, rows: slice) -> list[Atoms]:
         wanted = range(*rows.indices(self.n_frames))
         n = len(wanted)
         if n == 0:
             return []
         if wanted.step < 0:  # h5py reads ascending slices only
-            return self.read(slice(wanted[-1], wanted[0] + 1, -wanted.step))[::-1]
+            return self._read(slice(wanted[-1], wanted[0] + 1, -wanted.step))[::-1]
         rows = slice(wanted.start, wanted.stop, wanted.step)
         f = self._file
         positions = self._rows("positions", rows, extra=True)
@@ -123,7 +176,7 @@ class TrajectoryReader:
                 [cellpar_to_cell(np.r_[a, b]) for a, b in zip(lengths, angles, strict=True)]
             )
         steps = self._rows("step", rows, extra=True)
-        times = self.times_fs(rows)
+        times = self._times_fs(rows)
         scalars = {}  # float64 extras in eV and K, else mdtraj's float32 kJ/mol and K
         for key, (node, scale, _) in MDTRAJ_SCALARS.items():
             if key == "time_fs":
@@ -184,7 +237,8 @@ class TrajectoryReader:
             yield from self.read(slice(start, min(start + block, self.n_frames)))
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self) -> TrajectoryReader:
         return self
