@@ -31,7 +31,7 @@ def test_analyze_writes_plots_and_summary(runs, tmp_path):
     assert result.returncode == 0, result.stderr
     import matplotlib.image
 
-    for name in ("rdf", "vdos", "msd", "temperature", "energy"):
+    for name in ("rdf", "vdos", "msd", "temperature", "energy", "drift"):
         image = matplotlib.image.imread(tmp_path / "an" / f"{name}.png")
         assert image.shape[0] > 300 and image[..., :3].std() > 0.05  # drawn, not blank
     summary = json.loads((tmp_path / "an" / "summary.json").read_text())
@@ -49,6 +49,18 @@ def test_analyze_writes_plots_and_summary(runs, tmp_path):
         0.5 * n_dof / 32 * 8.617333e-5 * t["mean"], rel=1e-3
     )
     assert "VDOS overlap" in result.stdout
+    # the trajectory in five stretches: an NVE crystal keeps its structure throughout
+    drift = summary["drift"]
+    assert len(drift) == 5 and drift[-1]["end_ps"] == pytest.approx(0.4)
+    for row in drift:
+        assert row["peak_position"] == pytest.approx(2.55, abs=0.1)
+        assert 0.02 < row["rms_fluctuation"] < 0.3
+    table = result.stdout.split("drift    ")[1].splitlines()[1:6]
+    spans = [line.split()[0] for line in table]
+    assert spans[0] == "0.0-0.1" and spans[-1].endswith("-0.4")
+    assert [float(line.split()[-1]) for line in table] == pytest.approx(
+        [row["rms_fluctuation"] for row in drift], abs=1e-4
+    )
     # 201 frames: enough for a block-averaged error of the mean, printed next to it
     assert 0 < t["standard_error"] < t["std"]
     error = summary["temperature"]["trajectory"]["standard_error"]

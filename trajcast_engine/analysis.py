@@ -10,6 +10,8 @@
 - Mean squared displacement of unwrapped positions over all time origins and the
   Einstein diffusion coefficient ``D = lim MSD(t) / (6t)`` from a linear fit (Å²/fs,
   reported in 10⁻⁹ m²/s).
+- Drift along a run: per stretch of frames the mean temperature, RDF first peak and
+  RMS fluctuation about the mean positions (:func:`drift`).
 - Temperature mean with its block-averaged standard error, and the fluctuation against
   the canonical ``σ_T = T sqrt(2 / N_dof)``.
   Where a file stores velocities the temperature is recomputed from them the same way for
@@ -162,13 +164,7 @@ def msd(data: TrajectoryData) -> tuple[np.ndarray, np.ndarray]:
     first by minimum-image steps between frames (along the non-zero cell vectors of the
     first frame). Averaging over origins rather than taking one (t = 0) cuts the
     statistical error of a diffusion coefficient several-fold."""
-    from trajcast_engine.data.pairs import minimum_image
-
-    steps = np.diff(data.positions, axis=0)
-    cell = data.cells[0]
-    pbc = np.any(cell != 0.0, axis=1)
-    steps = minimum_image(steps.reshape(-1, 3), cell, pbc).reshape(steps.shape)
-    unwrapped = np.concatenate([np.zeros_like(steps[:1]), np.cumsum(steps, axis=0)])
+    unwrapped = unwrapped_positions(data)
     frames, atoms = unwrapped.shape[:2]
     lags = np.arange(frames // 2 + 1)
     values = sum(
@@ -289,6 +285,74 @@ def format_temperature(stats: dict[str, float | None]) -> str:
     error = stats.get("standard_error")
     mean = f"{stats['mean']:.1f}" + (f" ± {error:.1f}" if error is not None else "")
     return f"{mean} K (σ {stats['std']:.1f} K, canonical σ {stats['canonical_std']:.1f} K)"
+
+
+def unwrapped_positions(data: TrajectoryData) -> np.ndarray:
+    """(F, N, 3) Å: positions made continuous by minimum-image steps between frames
+    (along the non-zero cell vectors of the first frame), starting from the first."""
+    from trajcast_engine.data.pairs import minimum_image
+
+    steps = np.diff(data.positions, axis=0)
+    cell = data.cells[0]
+    pbc = np.any(cell != 0.0, axis=1)
+    steps = minimum_image(steps.reshape(-1, 3), cell, pbc).reshape(steps.shape)
+    return data.positions[:1] + np.concatenate([np.zeros_like(steps[:1]), np.cumsum(steps, axis=0)])
+
+
+def drift(data: TrajectoryData, n_dof: int, windows: int = 5) -> list[dict[str, Any]]:
+    """The run cut into ``windows`` equal stretches of frames, and per stretch: its time
+    span (``start_ps``, ``end_ps``), mean temperature (K; None without velocities or
+    stored temperatures), RDF first peak (``peak_position`` Å, ``peak_height``), RDF
+    difference from the first stretch ``∫ |g_k - g_1| dr`` (Å) with the size of that
+    difference that sampling noise alone gives (``rdf_noise``: the difference between the
+    stretch's even and odd frames over sqrt 2, as two samples of half the frames differ
+    sqrt 2 times more than two of all of them; None under 4 frames), and the RMS fluctuation
+    of the atoms about their mean positions in the stretch, ``sqrt(<|r_i(t) - <r_i>|²>)``
+    (Å; unwrapped, centre of mass removed). A stable run keeps these level; a rollout
+    that loses equipartition, melts or heats shows a falling first peak and a growing
+    fluctuation (a crystal's fluctuation is its vibrational amplitude; a liquid's also
+    holds the diffusion within a stretch, the same in every stretch of a steady run)."""
+    frames = data.positions.shape[0]
+    if windows < 1 or frames < 2 * windows:
+        raise ValueError(f"{frames} frames cannot be cut into {windows} stretches of 2 or more")
+    unwrapped = unwrapped_positions(data)
+    weights = data.masses / data.masses.sum()
+    unwrapped = unwrapped - np.einsum("fni,n->fi", unwrapped, weights)[:, None]
+    series = temperatures(data, n_dof)
+    first_rdf, rows = None, []
+    for part in np.array_split(np.arange(frames), windows):
+        piece = _frames(data, part)
+        r, g = rdf(piece)
+        first_rdf = (r, g) if first_rdf is None else first_rdf
+        position, height = first_peak(r, g)
+        halves = [rdf(_frames(data, part[k::2])) for k in (0, 1)] if part.size > 3 else None
+        x = unwrapped[part]
+        rows.append({
+            "start_ps": float(data.times[part[0]]) / 1000.0,
+            "end_ps": float(data.times[part[-1]]) / 1000.0,
+            "temperature": None if series is None else float(np.mean(series[part])),
+            "peak_position": position,
+            "peak_height": height,
+            "rdf_difference_from_first": rdf_difference((r, g), first_rdf),
+            "rdf_noise": None if halves is None else rdf_difference(*halves) / np.sqrt(2.0),
+            "rms_fluctuation": float(np.sqrt(np.mean(np.sum((x - x.mean(0)) ** 2, -1)))),
+        })  # fmt: skip
+    return rows
+
+
+def _frames(data: TrajectoryData, rows: np.ndarray) -> TrajectoryData:
+    """The frames ``rows`` of ``data``."""
+
+    def take(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[rows]
+
+    return TrajectoryData(
+        positions=data.positions[rows], velocities=take(data.velocities),
+        cells=data.cells[rows], times=data.times[rows], masses=data.masses,
+        temperatures=take(data.temperatures),
+        potential_energies=take(data.potential_energies),
+        kinetic_energies=take(data.kinetic_energies),
+    )  # fmt: skip
 
 
 def compare(

@@ -19,6 +19,8 @@ import numpy as np
 
 from trajcast_engine import analysis
 
+DRIFT_WINDOWS = 5
+
 
 def _figure():
     import matplotlib
@@ -36,9 +38,11 @@ def analyze(
     skip: int = 0,
 ) -> dict[str, Any]:
     """Write ``rdf.png``, ``vdos.png``, ``msd.png``, ``temperature.png``, ``energy.png``
-    (kinetic, and potential and total relative to the first frame, per atom, when stored)
-    and ``summary.json`` into ``output_dir`` (default: ``{trajectory stem}_analysis``);
-    ``skip`` drops the first frames (equilibration). Returns the summary."""
+    (kinetic, and potential and total relative to the first frame, per atom, when stored),
+    ``drift.png`` (the trajectory's RDF, first peak and RMS fluctuation in five stretches,
+    :func:`~trajcast_engine.analysis.drift`; from 10 frames on) and ``summary.json`` into
+    ``output_dir`` (default: ``{trajectory stem}_analysis``); ``skip`` drops the first
+    frames (equilibration). Returns the summary."""
     path = Path(path)
     out = Path(output_dir) if output_dir is not None else path.with_name(f"{path.stem}_analysis")
     out.mkdir(parents=True, exist_ok=True)
@@ -118,12 +122,43 @@ def analyze(
         ax.legend(fontsize="small")
         plots.append(_save(fig, out / "energy.png"))
 
+    data = runs["trajectory"]
+    if data.positions.shape[0] >= 2 * DRIFT_WINDOWS:
+        rows = analysis.drift(data, n_dof, DRIFT_WINDOWS)
+        summary["drift"] = rows
+        plots.append(_drift_plot(plt, data, rows, out / "drift.png"))
+
     if reference is not None:
         summary["comparison"] = analysis.compare(runs["trajectory"], runs["reference"], n_dof)
     summary["plots"] = [str(p) for p in plots]
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     summary["summary"] = str(out / "summary.json")
     return summary
+
+
+def _drift_plot(plt, data: analysis.TrajectoryData, rows: list[dict[str, Any]], path: Path):
+    """The RDF of each stretch of the run overlaid (early light, late dark), and the
+    first-peak height and RMS fluctuation per stretch against time."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    colours = plt.get_cmap("viridis")(np.linspace(0.9, 0.1, len(rows)))
+    parts = np.array_split(np.arange(data.positions.shape[0]), len(rows))
+    for row, part, colour in zip(rows, parts, colours, strict=True):
+        r, g = analysis.rdf(analysis._frames(data, part))
+        left.plot(r, g, color=colour, lw=0.9, label=f"{row['start_ps']:.0f}-{row['end_ps']:.0f} ps")
+    left.set(xlabel="r (Å)", ylabel="g(r)", title="RDF per stretch of the run")
+    left.legend(fontsize="small")
+    middle = [0.5 * (row["start_ps"] + row["end_ps"]) for row in rows]
+    heights = [row["peak_height"] for row in rows]
+    right.plot(middle, heights, "o-", color="C0")
+    right.set(xlabel="t (ps)", title="Drift (axes from zero: a steady run is flat)")
+    right.set_ylim(0.0, 1.25 * max(heights))
+    right.set_ylabel("RDF first-peak height", color="C0")
+    twin = right.twinx()
+    fluctuations = [row["rms_fluctuation"] for row in rows]
+    twin.plot(middle, fluctuations, "s--", color="C1")
+    twin.set_ylim(0.0, 1.25 * max(fluctuations))
+    twin.set_ylabel("RMS fluctuation about mean positions (Å)", color="C1")
+    return _save(fig, path)
 
 
 def _save(fig, path: Path) -> Path:

@@ -271,6 +271,17 @@ def _analyze(args: argparse.Namespace) -> int:
     if "temperature" in summary:
         t = summary["temperature"]["trajectory"]
         print(f"T        {analysis.format_temperature(t)}")
+    if "drift" in summary:
+        print("drift    stretch (ps)        T (K)   1st peak (Å, height)   ∫|Δg| vs 1st "
+              "(noise) Å   RMS fluct. (Å)")  # fmt: skip
+        for row in summary["drift"]:
+            span = f"{row['start_ps']:.1f}-{row['end_ps']:.1f}"
+            temperature = "-" if row["temperature"] is None else f"{row['temperature']:.1f}"
+            noise = "-" if row["rdf_noise"] is None else f"{row['rdf_noise']:.4f}"
+            difference = f"{row['rdf_difference_from_first']:.4f} ({noise})"
+            print(f"         {span:<18}  {temperature:>6}   {row['peak_position']:.3f}, "
+                  f"{row['peak_height']:<10.3f}   {difference:<23}  "
+                  f"{row['rms_fluctuation']:.4f}")  # fmt: skip
     comparison = summary.get("comparison")
     if comparison:
         print(f"RDF ∫|Δg| {comparison['rdf_integrated_abs_difference']:.4f} Å")
