@@ -299,8 +299,11 @@ def unwrapped_positions(data: TrajectoryData) -> np.ndarray:
     return data.positions[:1] + np.concatenate([np.zeros_like(steps[:1]), np.cumsum(steps, axis=0)])
 
 
-def drift(data: TrajectoryData, n_dof: int, windows: int = 5) -> list[dict[str, Any]]:
-    """The run cut into ``windows`` equal stretches of frames, and per stretch: its time
+def drift(
+    data: TrajectoryData, n_dof: int, windows: int = 5
+) -> tuple[list[dict[str, Any]], list[tuple[np.ndarray, np.ndarray]]]:
+    """``(rows, rdfs)``: the run cut into ``windows`` equal stretches of frames, the RDF
+    ``(r, g)`` of each, and a row per stretch: its time
     span (``start_ps``, ``end_ps``), mean temperature (K; None without velocities or
     stored temperatures), RDF first peak (``peak_position`` Å, ``peak_height``), RDF
     difference from the first stretch ``∫ |g_k - g_1| dr`` (Å) with the size of that
@@ -319,13 +322,12 @@ def drift(data: TrajectoryData, n_dof: int, windows: int = 5) -> list[dict[str, 
     weights = data.masses / data.masses.sum()
     unwrapped = unwrapped - np.einsum("fni,n->fi", unwrapped, weights)[:, None]
     series = temperatures(data, n_dof)
-    first_rdf, rows = None, []
+    rows, rdfs = [], []
     for part in np.array_split(np.arange(frames), windows):
-        piece = _frames(data, part)
-        r, g = rdf(piece)
-        first_rdf = (r, g) if first_rdf is None else first_rdf
+        r, g = rdf(select_frames(data, part))
+        rdfs.append((r, g))
         position, height = first_peak(r, g)
-        halves = [rdf(_frames(data, part[k::2])) for k in (0, 1)] if part.size > 3 else None
+        halves = [rdf(select_frames(data, part[k::2])) for k in (0, 1)] if part.size > 3 else None
         x = unwrapped[part]
         rows.append({
             "start_ps": float(data.times[part[0]]) / 1000.0,
@@ -333,15 +335,15 @@ def drift(data: TrajectoryData, n_dof: int, windows: int = 5) -> list[dict[str, 
             "temperature": None if series is None else float(np.mean(series[part])),
             "peak_position": position,
             "peak_height": height,
-            "rdf_difference_from_first": rdf_difference((r, g), first_rdf),
+            "rdf_difference_from_first": rdf_difference((r, g), rdfs[0]),
             "rdf_noise": None if halves is None else rdf_difference(*halves) / np.sqrt(2.0),
             "rms_fluctuation": float(np.sqrt(np.mean(np.sum((x - x.mean(0)) ** 2, -1)))),
         })  # fmt: skip
-    return rows
+    return rows, rdfs
 
 
-def _frames(data: TrajectoryData, rows: np.ndarray) -> TrajectoryData:
-    """The frames ``rows`` of ``data``."""
+def select_frames(data: TrajectoryData, rows: np.ndarray) -> TrajectoryData:
+    """The frames ``rows`` (indices) of ``data``."""
 
     def take(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else a[rows]

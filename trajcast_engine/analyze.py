@@ -124,9 +124,9 @@ def analyze(
 
     data = runs["trajectory"]
     if data.positions.shape[0] >= 2 * DRIFT_WINDOWS:
-        rows = analysis.drift(data, n_dof, DRIFT_WINDOWS)
+        rows, rdfs = analysis.drift(data, n_dof, DRIFT_WINDOWS)
         summary["drift"] = rows
-        plots.append(_drift_plot(plt, data, rows, out / "drift.png"))
+        plots.append(_drift_plot(plt, rows, rdfs, out / "drift.png"))
 
     if reference is not None:
         summary["comparison"] = analysis.compare(runs["trajectory"], runs["reference"], n_dof)
@@ -136,14 +136,12 @@ def analyze(
     return summary
 
 
-def _drift_plot(plt, data: analysis.TrajectoryData, rows: list[dict[str, Any]], path: Path):
+def _drift_plot(plt, rows: list[dict[str, Any]], rdfs: list, path: Path) -> Path:
     """The RDF of each stretch of the run overlaid (early light, late dark), and the
     first-peak height and RMS fluctuation per stretch against time."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     colours = plt.get_cmap("viridis")(np.linspace(0.9, 0.1, len(rows)))
-    parts = np.array_split(np.arange(data.positions.shape[0]), len(rows))
-    for row, part, colour in zip(rows, parts, colours, strict=True):
-        r, g = analysis.rdf(analysis._frames(data, part))
+    for row, (r, g), colour in zip(rows, rdfs, colours, strict=True):
         left.plot(r, g, color=colour, lw=0.9, label=f"{row['start_ps']:.0f}-{row['end_ps']:.0f} ps")
     left.set(xlabel="r (Å)", ylabel="g(r)", title="RDF per stretch of the run")
     left.legend(fontsize="small")
