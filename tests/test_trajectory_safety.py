@@ -144,6 +144,26 @@ for k in range(1_000_000):
 """
 
 
+SECOND_WRITERS = """
+import sys
+from ase.build import bulk
+from trajcast_engine.trajectory import TrajectoryInUseError, TrajectoryReader, TrajectoryWriter
+from trajcast_engine.trajectory.repair import repair_trajectory
+
+path, atoms = sys.argv[1], bulk("Cu", "fcc", a=3.61, cubic=True).repeat(6)
+for attempt in (lambda: TrajectoryWriter(path, atoms, mode="a"),
+                lambda: TrajectoryWriter(path, atoms, overwrite=True),
+                lambda: repair_trajectory(path)):
+    try:
+        attempt()
+        print("opened")
+    except TrajectoryInUseError as error:
+        print("refused" if "open in another process" in str(error) else error)
+with TrajectoryReader(path) as reader:  # what the writer flushed is all there
+    print("intact" if len(reader) >= 7 and reader[6].info["step"] == 6 else len(reader))
+"""
+
+
 def test_a_file_being_written_says_so_and_how_to_read_it(tmp_path, monkeypatch):
     """Another process writing the file holds HDF5's lock: readers get one clear line
     naming the way around it, and that way works."""
@@ -154,9 +174,18 @@ def test_a_file_being_written_says_so_and_how_to_read_it(tmp_path, monkeypatch):
         assert writer.stdout.readline().strip() == "7"  # a first flush is on disk
         with pytest.raises(OSError, match="open for writing by a running simulation"):
             TrajectoryReader(path)
+        cli = subprocess.run([sys.executable, "-m", "trajcast_engine.cli", "info", str(path)],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert cli.returncode != 0 and cli.stderr.count("\n") == 1  # one line, no traceback
+        assert cli.stderr.startswith("trajcast: error: ") and "HDF5_USE_FILE_LOCKING" in cli.stderr
         monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
         code = f"from trajcast_engine.trajectory import read_frames; read_frames({str(path)!r})"
         subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+        # without the lock a process could open it for writing too: a second writer
+        # (resume, overwrite) or a repair is refused all the same, and the file untouched
+        done = subprocess.run([sys.executable, "-c", SECOND_WRITERS, str(path)], check=True,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.stdout.split() == ["refused"] * 3 + ["intact"], done.stdout
     finally:
         writer.kill()
         writer.wait()

@@ -584,7 +584,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except OSError as err:
+        from trajcast_engine.trajectory.writer import TrajectoryInUseError
+
+        if isinstance(err, TrajectoryInUseError):  # one line, not a traceback
+            raise _fail(str(err)) from None
+        raise
 
 
 if __name__ == "__main__":

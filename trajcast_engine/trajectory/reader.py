@@ -24,7 +24,12 @@ from ase.geometry import cellpar_to_cell
 
 from trajcast_engine.trajectory import units as u
 from trajcast_engine.trajectory.topology import topology_atom_order
-from trajcast_engine.trajectory.writer import EXTRAS, MDTRAJ_SCALARS, check_trajectory_file
+from trajcast_engine.trajectory.writer import (
+    EXTRAS,
+    MDTRAJ_SCALARS,
+    TrajectoryInUseError,
+    check_trajectory_file,
+)
 
 LIVE_READ_ATTEMPTS = 6  # over about 1.5 s: a flush takes milliseconds
 
@@ -96,7 +101,7 @@ class TrajectoryReader:
                 if attempt and action != self._check_and_open:
                     self._open()
                 return action()
-            except FileNotFoundError:
+            except (FileNotFoundError, TrajectoryInUseError):  # final: no retry helps
                 raise
             except OSError as error:
                 if attempt == attempts - 1:

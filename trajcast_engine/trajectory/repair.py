@@ -26,6 +26,7 @@ from trajcast_engine.trajectory.writer import (
     MDTRAJ_SCALARS,
     check_trajectory_file,
     create_file,
+    ensure_not_in_use,
     open_for_append,
 )
 
@@ -201,6 +202,8 @@ def repair_trajectory(path: str | os.PathLike, dry_run: bool = False) -> tuple[i
     when no frame is dropped. With ``dry_run`` nothing is changed."""
     path = Path(path)
     check_trajectory_file(path, header_only=True)
+    if not dry_run:
+        ensure_not_in_use(path, "repair")
     with h5py.File(path, "r") as f:
         keep, _ = consistent_frames(f)
         longest, tidy = _longest(f), _tidy(f, keep)

@@ -85,6 +85,39 @@ _EXTRA_SCALARS = {
 _BLOCK_BYTES = 256 * 2**20
 
 
+class TrajectoryInUseError(OSError):
+    """The trajectory file is held open by another process (a running simulation holds
+    HDF5's lock on the file it writes)."""
+
+
+def ensure_not_in_use(path: str | os.PathLike, action: str) -> None:
+    """Raise :class:`TrajectoryInUseError` if another process holds ``path`` open through
+    HDF5, whatever ``HDF5_USE_FILE_LOCKING`` says in this one: writing to (``action``) a
+    file another process writes would corrupt it. HDF5 takes a ``flock`` on every file
+    it opens with locking on; an exclusive, non-blocking ``flock`` here fails while any
+    such holder is alive. (A writer run with locking off cannot be detected.)"""
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: nothing to probe
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        raise TrajectoryInUseError(
+            f"{path} is open in another process (a running simulation writing it, or a "
+            f"reader): {action} it when that process ends"
+        ) from None
+    except OSError:  # a file system without flock
+        pass
+    finally:
+        os.close(fd)
+
+
 def check_trajectory_file(path: str | os.PathLike, header_only: bool = False) -> None:
     """Raise ``ValueError`` unless ``path`` is an existing trajectory in this format;
     ``header_only=True`` also accepts a trajcast file killed before its first flush."""
@@ -96,7 +129,7 @@ def check_trajectory_file(path: str | os.PathLike, header_only: bool = False) ->
     try:
         f = h5py.File(path, "r")
     except BlockingIOError:
-        raise OSError(
+        raise TrajectoryInUseError(
             f"{path} is open for writing by a running simulation (HDF5 locks it); read it "
             "when the run ends, or now with HDF5_USE_FILE_LOCKING=FALSE in the environment "
             "(up to the last flushed frame)"
@@ -177,6 +210,8 @@ class TrajectoryWriter:
         self.step_offset = 0
         self.last_step: int | None = None
         topology = topology_dict(atoms, bonds=bonds)
+        if mode == "a" or (overwrite and self.path.exists()):
+            ensure_not_in_use(self.path, "append to" if mode == "a" else "overwrite")
         if mode == "a":
             from trajcast_engine.trajectory.repair import prepare_for_append
 
