@@ -180,7 +180,8 @@ def test_drift_finds_a_run_that_heats_and_none_in_a_steady_one():
     cell = steady.cells[0]
     steady.positions = steady.positions % np.diag(cell)  # atoms at 0 wrap to L
     n_dof = 3 * steady.positions.shape[1] - 3
-    rows, rdfs = analysis.drift(steady, n_dof, windows=5)
+    from_velocities = analysis.temperatures(steady, n_dof)
+    rows, rdfs = analysis.drift(steady, from_velocities, windows=5)
     assert len(rows) == 5 and rows[0]["start_ps"] == 0.0
     assert rows[-1]["end_ps"] == pytest.approx(499 * 5.0 / 1000)
     for row in rows:
@@ -189,7 +190,6 @@ def test_drift_finds_a_run_that_heats_and_none_in_a_steady_one():
         assert row["peak_height"] == pytest.approx(rows[0]["peak_height"], rel=0.03)
     assert rows[0]["rdf_difference_from_first"] == 0.0 and len(rdfs) == 5
     assert analysis.first_peak(*rdfs[3]) == (rows[3]["peak_position"], rows[3]["peak_height"])
-    from_velocities = analysis.temperatures(steady, n_dof)
     assert rows[2]["temperature"] == pytest.approx(np.mean(from_velocities[200:300]))
 
     heating = oscillating(6.0, frames=500)
@@ -197,7 +197,7 @@ def test_drift_finds_a_run_that_heats_and_none_in_a_steady_one():
     growth = np.linspace(1.0, 2.0, 500)[:, None, None]
     heating.positions = base + growth * (heating.positions - base)
     heating.velocities = None  # no velocities, no stored temperatures: T unknown
-    rows, _ = analysis.drift(heating, n_dof, windows=5)
+    rows, _ = analysis.drift(heating, analysis.temperatures(heating, n_dof), windows=5)
     fluctuation = [row["rms_fluctuation"] for row in rows]
     heights = [row["peak_height"] for row in rows]
     assert np.all(np.diff(fluctuation) > 0) and fluctuation[-1] > 1.6 * fluctuation[0]
@@ -205,4 +205,4 @@ def test_drift_finds_a_run_that_heats_and_none_in_a_steady_one():
     assert rows[0]["temperature"] is None
     assert rows[-1]["rdf_difference_from_first"] > 3 * rows[-1]["rdf_noise"] > 0  # real drift
     with pytest.raises(ValueError, match="cannot be cut into 5 stretches"):
-        analysis.drift(analysis.select_frames(heating, np.arange(9)), n_dof, windows=5)
+        analysis.drift(analysis.select_frames(heating, np.arange(9)), None, windows=5)

@@ -300,28 +300,28 @@ def unwrapped_positions(data: TrajectoryData) -> np.ndarray:
 
 
 def drift(
-    data: TrajectoryData, n_dof: int, windows: int = 5
+    data: TrajectoryData, temperature_series: np.ndarray | None, windows: int = 5
 ) -> tuple[list[dict[str, Any]], list[tuple[np.ndarray, np.ndarray]]]:
     """``(rows, rdfs)``: the run cut into ``windows`` equal stretches of frames, the RDF
-    ``(r, g)`` of each, and a row per stretch: its time
-    span (``start_ps``, ``end_ps``), mean temperature (K; None without velocities or
-    stored temperatures), RDF first peak (``peak_position`` Å, ``peak_height``), RDF
-    difference from the first stretch ``∫ |g_k - g_1| dr`` (Å) with the size of that
-    difference that sampling noise alone gives (``rdf_noise``: the difference between the
-    stretch's even and odd frames over sqrt 2, as two samples of half the frames differ
-    sqrt 2 times more than two of all of them; None under 4 frames), and the RMS fluctuation
-    of the atoms about their mean positions in the stretch, ``sqrt(<|r_i(t) - <r_i>|²>)``
-    (Å; unwrapped, centre of mass removed). A stable run keeps these level; a rollout
-    that loses equipartition, melts or heats shows a falling first peak and a growing
-    fluctuation (a crystal's fluctuation is its vibrational amplitude; a liquid's also
-    holds the diffusion within a stretch, the same in every stretch of a steady run)."""
+    ``(r, g)`` of each, and a row per stretch: its time span (``start_ps``, ``end_ps``),
+    the mean of ``temperature_series`` (K, one per frame, as :func:`temperatures` gives;
+    None when that is None), the RDF first peak (``peak_position`` Å, ``peak_height``),
+    the RDF difference from the first stretch ``∫ |g_k - g_1| dr`` (Å) with the size of
+    that difference that sampling noise alone gives (``rdf_noise``: the difference
+    between the stretch's even and odd frames over sqrt 2, as two samples of half the
+    frames differ sqrt 2 times more than two of all of them; None under 4 frames), and the
+    RMS fluctuation of the atoms about their mean positions in the stretch,
+    ``sqrt(<|r_i(t) - <r_i>|²>)`` (Å; unwrapped, centre of mass removed). A stable run
+    keeps these level; a rollout that loses equipartition, melts or heats shows a falling
+    first peak and a growing fluctuation (a crystal's fluctuation is its vibrational
+    amplitude; a liquid's also holds the diffusion within a stretch, the same in every
+    stretch of a steady run)."""
     frames = data.positions.shape[0]
     if windows < 1 or frames < 2 * windows:
         raise ValueError(f"{frames} frames cannot be cut into {windows} stretches of 2 or more")
     unwrapped = unwrapped_positions(data)
     weights = data.masses / data.masses.sum()
     unwrapped = unwrapped - np.einsum("fni,n->fi", unwrapped, weights)[:, None]
-    series = temperatures(data, n_dof)
     rows, rdfs = [], []
     for part in np.array_split(np.arange(frames), windows):
         r, g = rdf(select_frames(data, part))
@@ -332,7 +332,9 @@ def drift(
         rows.append({
             "start_ps": float(data.times[part[0]]) / 1000.0,
             "end_ps": float(data.times[part[-1]]) / 1000.0,
-            "temperature": None if series is None else float(np.mean(series[part])),
+            "temperature": (
+                None if temperature_series is None else float(np.mean(temperature_series[part]))
+            ),
             "peak_position": position,
             "peak_height": height,
             "rdf_difference_from_first": rdf_difference((r, g), rdfs[0]),

@@ -124,7 +124,7 @@ def analyze(
 
     data = runs["trajectory"]
     if data.positions.shape[0] >= 2 * DRIFT_WINDOWS:
-        rows, rdfs = analysis.drift(data, n_dof, DRIFT_WINDOWS)
+        rows, rdfs = analysis.drift(data, series["trajectory"], DRIFT_WINDOWS)
         summary["drift"] = rows
         plots.append(_drift_plot(plt, rows, rdfs, out / "drift.png"))
 

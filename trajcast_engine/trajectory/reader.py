@@ -53,7 +53,7 @@ class TrajectoryReader:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self._file: h5py.File | None = None
-        self.n_frames, stored = self._retrying(self._check_and_open)
+        self.n_frames, stored = self._retrying(self._check_and_open, reopen=False)
         if self.n_frames < stored:
             warnings.warn(
                 f"{self.path}: the last {stored - self.n_frames} frames are torn (a crash "
@@ -88,17 +88,18 @@ class TrajectoryReader:
 
         return consistent_frames(f)
 
-    def _retrying(self, action: Callable[[], Any]) -> Any:
+    def _retrying(self, action: Callable[[], Any], reopen: bool = True) -> Any:
         """Run ``action`` on the open file. With HDF5's file locking switched off (the
         documented way to read a file that a running simulation is writing) a read can
         take the file's end from before a flush and a dataset's index from after it
         ("addr overflow"); the file is then reopened, which sees a finished flush, and
         the read tried again. Frames already counted never change, so the retry reads
-        the same data; the frame count stays the one taken at the first open."""
+        the same data; the frame count stays the one taken at the first open.
+        ``reopen=False`` for an action that opens the file itself."""
         attempts = LIVE_READ_ATTEMPTS if hdf5_locking_disabled() else 1
         for attempt in range(attempts):
             try:
-                if attempt and action != self._check_and_open:
+                if attempt and reopen:
                     self._open()
                 return action()
             except (FileNotFoundError, TrajectoryInUseError):  # final: no retry helps

@@ -210,7 +210,7 @@ class TrajectoryWriter:
         self.step_offset = 0
         self.last_step: int | None = None
         topology = topology_dict(atoms, bonds=bonds)
-        if mode == "a" or (overwrite and self.path.exists()):
+        if mode == "a" or overwrite:  # a missing file passes the probe
             ensure_not_in_use(self.path, "append to" if mode == "a" else "overwrite")
         if mode == "a":
             from trajcast_engine.trajectory.repair import prepare_for_append
