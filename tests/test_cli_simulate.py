@@ -93,6 +93,17 @@ def test_options_take_effect_and_the_file_loads(model_file, tmp_path):
     assert log.shape[0] == 3
 
 
+def test_a_logged_progress_bar_stays_short(model_file, tmp_path):
+    """Into a file or a pipe the bar is written when it starts and ends (and once a
+    minute), not once per step: a long batch job's log stays readable."""
+    structure = str(model_file.parent / "cu.xyz")
+    result = trajcast("simulate", "--model", str(model_file), "--structure", structure,
+                      "--steps", "200", "--equilibrate", "0", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "200/200" in result.stderr and "ns/day" in result.stderr
+    assert result.stderr.count("simulate:") <= 3, result.stderr
+
+
 def test_same_seed_same_run_and_overwrite_is_needed(model_file, tmp_path):
     first = run(model_file, tmp_path, "--steps", "4", "--output", "a.h5", "--seed", "1")
     second = run(model_file, tmp_path, "--steps", "4", "--output", "b.h5", "--seed", "1")

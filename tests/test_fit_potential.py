@@ -64,6 +64,24 @@ def test_fit_learns_and_checkpoints(tmp_path):
     assert saved.config.reference_energies[0] == pytest.approx(mean_per_atom, abs=0.05)
 
 
+def test_resumed_potential_fit_continues_exactly(tmp_path):
+    source = tmp_path / "frames.extxyz"
+    write(source, emt_frames(12))
+
+    def fit(epochs, name, resume=False):
+        settings = FitSettings(epochs=epochs, batch_size=4, seed=2, ema_decay=0.9)
+        return fit_potential([source], SMALL, settings, tmp_path / name, resume=resume)
+
+    straight = fit(4, "a.pt")
+    fit(2, "b.pt")
+    resumed = fit(4, "b.pt", resume=True)
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in straight.history]
+    for key, value in straight.model.state_dict().items():
+        assert np.array_equal(value.numpy(), resumed.model.state_dict()[key].numpy()), key
+    log = (tmp_path / "b.pt.csv").read_text().splitlines()
+    assert len(log) == 5 and log[0].startswith("epoch,")
+
+
 def test_bad_training_data(tmp_path):
     unlabelled = tmp_path / "plain.xyz"
     write(unlabelled, [bulk("Cu", cubic=True)] * 3)

@@ -51,6 +51,14 @@ def test_printed_default_config_is_a_valid_config(tmp_path, trajectories):
         ({"schedule": {}}, "unknown section(s) ['schedule']"),
         ({"data": {"trajectories": ["missing.h5"]}}, "data file not found"),
         ({"data": {"frames": ["x.xyz"]}}, "unknown key(s) data.['frames']"),
+        (
+            {"data": {"trajectories": ["a.h5"], "lammps_types": "Cu"}},
+            "'data.lammps_types' must be list[str | int] | None, got 'Cu'",
+        ),
+        (
+            {"data": {"trajectories": ["a.h5"], "frame_interval_fs": "10 fs"}},
+            "'data.frame_interval_fs' must be float",
+        ),
     ],
 )
 def test_bad_configs_fail_before_training(tmp_path, trajectories, change, message):
@@ -85,10 +93,40 @@ def test_trajcast_train_end_to_end(tmp_path, trajectories):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "epoch 1" in result.stdout
+    assert "epoch 2/2" in result.stderr  # the progress bar over an epoch's batches
     model = load_model(tmp_path / "fc.pt")
     assert model.kind == "forecaster" and model.timestep == pytest.approx(10.0)
+    log = (tmp_path / "fc.pt.csv").read_text().splitlines()
+    header = log[0].split(",")
+    assert {"epoch", "train_loss", "val_loss", "lr", "val_velocity_relative"} <= set(header)
+    assert [row.split(",")[header.index("epoch")] for row in log[1:]] == ["0", "1"]
+    assert (tmp_path / "fc.pt.png").stat().st_size > 0  # the learning curve
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode != 0 and "exists: pass --overwrite" in again.stderr
+    both = subprocess.run(command + ["--resume", "--overwrite"], capture_output=True, text=True)
+    assert both.returncode != 0 and "pick one" in both.stderr
+
+    # a longer run continues from the saved state: epochs 0-1 kept, epoch 2 added
+    raw["training"]["epochs"] = 3
+    write(tmp_path / "c.yaml", raw)
+    resumed = subprocess.run(command + ["--resume", "--quiet"], capture_output=True, text=True,
+                             timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "epoch 2" in resumed.stdout and "epoch 0" not in resumed.stdout
+    assert "epoch 3/3" not in resumed.stderr  # --quiet: no bar
+    log_after = (tmp_path / "fc.pt.csv").read_text().splitlines()
+    assert log_after[:3] == log and len(log_after) == 4
+
+
+def test_trajcast_train_resume_needs_a_saved_state(tmp_path, trajectories):
+    names, folder = trajectories
+    raw = {"model_type": "forecaster", "model": {"species": [29], "md_timestep": 2.0},
+           "data": {"trajectories": [str(folder / n) for n in names]}}  # fmt: skip
+    config = write(tmp_path / "c.yaml", raw)
+    command = [sys.executable, "-m", "trajcast_engine.cli", "train", config, "--resume"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "nothing to resume" in result.stderr and "forecaster.pt.state" in result.stderr
 
 
 @pytest.mark.parametrize("name", ["forecaster", "potential"])

@@ -6,7 +6,7 @@ import mdtraj
 import numpy as np
 import pytest
 import torch
-from ase import Atoms
+from ase import Atoms, units
 from ase.build import bulk
 
 from trajcast_engine.data.pairs import (
@@ -121,6 +121,52 @@ def test_bad_datasets_are_refused_before_training(tmp_path, reference):
     pairs = build_pairs([reference[0]], 10.0)
     with pytest.raises(ValueError, match="at least two trajectories"):
         split_by_trajectory(pairs, 0.3)
+
+
+def write_lammps_dump(path, frames, steps, elements: bool, seed: int = 0) -> None:
+    """A LAMMPS text dump in metal units (Å, Å/ps), atoms in a shuffled order per frame."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for atoms, step in zip(frames, steps, strict=True):
+        lengths = atoms.cell.lengths()
+        columns = "id type element x y z vx vy vz" if elements else "id type x y z vx vy vz"
+        lines += ["ITEM: TIMESTEP", str(step), "ITEM: NUMBER OF ATOMS", str(len(atoms)),
+                  "ITEM: BOX BOUNDS pp pp pp", *(f"0 {x:.10f}" for x in lengths),
+                  f"ITEM: ATOMS {columns}"]  # fmt: skip
+        velocities = atoms.get_velocities() * units.fs * 1000.0  # Å/ps
+        for i in rng.permutation(len(atoms)):
+            element = f" {atoms.get_chemical_symbols()[i]}" if elements else ""
+            x, v = atoms.positions[i], velocities[i]
+            lines.append(f"{i + 1} 1{element} {x[0]:.10f} {x[1]:.10f} {x[2]:.10f} "
+                         f"{v[0]:.10f} {v[1]:.10f} {v[2]:.10f}")  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_lammps_dumps_give_the_same_pairs_as_the_engines_files(tmp_path, reference):
+    frames = load_trajectory(reference[0])
+    interval = frames[1].info["time_fs"] - frames[0].info["time_fs"]
+    steps = [1000 + 5 * k for k in range(len(frames))]  # every 5 MD steps
+    write_lammps_dump(tmp_path / "types.lammpstrj", frames, steps, elements=False)
+    write_lammps_dump(tmp_path / "named.lammpstrj", frames, steps, elements=True, seed=1)
+    expected = build_pairs([reference[0]], 10.0)
+    for name, types in (("types.lammpstrj", ["Cu"]), ("named.lammpstrj", None)):
+        pairs = build_pairs([tmp_path / name], 10.0, frame_interval_fs=interval,
+                            lammps_types=types)  # fmt: skip
+        assert len(pairs) == len(expected)
+        for got, want in zip(pairs, expected, strict=True):
+            assert got.graph.species.tolist() == want.graph.species.tolist()
+            assert np.allclose(got.displacements.numpy(), want.displacements.numpy(), atol=1e-8)
+            assert np.allclose(got.velocities.numpy(), want.velocities.numpy(), atol=1e-10)
+    with pytest.raises(ValueError, match="LAMMPS dump of atom types, not elements"):
+        load_trajectory(tmp_path / "types.lammpstrj", frame_interval_fs=interval)
+    with pytest.raises(ValueError, match="has atom types \\[1\\] but lammps_types names 0"):
+        load_trajectory(tmp_path / "types.lammpstrj", interval, lammps_types=[])
+    with pytest.raises(ValueError, match="'Qx' is not an element"):
+        load_trajectory(tmp_path / "types.lammpstrj", interval, lammps_types=["Qx"])
+    uneven = steps[:3] + [s + 1 for s in steps[3:]]  # one frame dumped a step late
+    write_lammps_dump(tmp_path / "uneven.lammpstrj", frames, uneven, elements=True)
+    with pytest.raises(ValueError, match="not evenly spaced"):
+        build_pairs([tmp_path / "uneven.lammpstrj"], 10.0, frame_interval_fs=interval)
 
 
 def test_split_by_trajectory_keeps_segments_whole(reference):

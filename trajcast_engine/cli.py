@@ -212,6 +212,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from trajcast_engine.train.config import default_config, load_config
 
     if args.print_config:
@@ -224,8 +226,13 @@ def _train(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         raise _fail(str(err)) from None
     output = config["output"]
-    if output.exists() and not args.overwrite:
-        raise _fail(f"{output} exists: pass --overwrite to replace it")
+    if args.resume and args.overwrite:
+        raise _fail("--resume continues the existing output; --overwrite starts afresh: pick one")
+    state = Path(str(output) + ".state")
+    if args.resume and not state.is_file():
+        raise _fail(f"nothing to resume: {state} does not exist (it is written after each epoch)")
+    if output.exists() and not (args.overwrite or args.resume):
+        raise _fail(f"{output} exists: pass --overwrite to replace it or --resume to continue")
 
     def log(row: dict) -> None:
         shown = {k: v for k, v in row.items() if k in ("epoch", "train_loss", "val_loss", "lr")}
@@ -237,18 +244,24 @@ def _train(args: argparse.Namespace) -> int:
             from trajcast_engine.train.fit_forecaster import fit_forecaster
 
             result = fit_forecaster(
-                config["sources"], config["model"], config["training"], output, log
-            )
+                config["sources"], config["model"], config["training"], output, log,
+                resume=args.resume, progress=not args.quiet, **config["data_options"],
+            )  # fmt: skip
         else:
             from trajcast_engine.train.fit_potential import fit_potential
 
             result = fit_potential(
-                config["sources"], config["model"], config["training"], output, log
-            )
+                config["sources"], config["model"], config["training"], output, log,
+                resume=args.resume, progress=not args.quiet,
+            )  # fmt: skip
     except (ValueError, FileNotFoundError) as err:
         raise _fail(str(err)) from None
+    from trajcast_engine.train.history import plot_history
+
+    curve = plot_history(result.history, str(output) + ".png")
     print(f"validation: {result.validation}")
     print(f"model written to {output} (and the last epoch to {output}.last)")
+    print(f"log {output}.csv, learning curve {curve}")
     return 0
 
 
@@ -527,6 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--model-type", choices=("forecaster", "potential"), default="forecaster",
                     help="which default --print-config prints")  # fmt: skip
     tr.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run from its OUTPUT.state (the same result "
+                         "as an uninterrupted run)")  # fmt: skip
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(handler=_train)
 
     an = commands.add_parser(

@@ -17,6 +17,7 @@ from typing import Any
 from ase import Atoms
 
 from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+from trajcast_engine.progress import progress_bar
 from trajcast_engine.simulate import load_structure
 
 
@@ -121,10 +122,8 @@ def generate(
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
         total = sum(r.total_steps for r, stem in runs if stem not in done)
-        bar = tqdm(total=total, unit="step", dynamic_ncols=True, desc="reference MD")
+        bar = progress_bar(total, "reference MD")
     last = {"key": None, "done": 0}  # the progress report's last (temperature, phase)
 
     def report(t: float, phase: str, steps_done: int) -> None:
@@ -133,7 +132,7 @@ def generate(
         same = last["key"] == (t, phase)
         bar.update(steps_done - last["done"] if same else steps_done)
         last.update(key=(t, phase), done=steps_done)
-        bar.set_postfix_str(f"{t:g} K, {phase}")
+        bar.set_postfix_str(f"{t:g} K, {phase}", refresh=False)
 
     written: list[Path] = []
     try:

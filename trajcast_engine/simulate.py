@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from trajcast_engine.progress import progress_bar
+
 DEFAULT_MODEL = "cu-emt-forecaster"
 
 
@@ -319,9 +321,7 @@ def _drive(
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(requested=True))
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, unit="step", dynamic_ncols=True, desc=desc)
+        bar = progress_bar(steps, desc)
     temperatures = []
     start = time.monotonic()
     done = 0
@@ -333,8 +333,9 @@ def _drive(
             if bar is not None:
                 rate = done * dt_fs * 1e-6 / max(time.monotonic() - start, 1e-9) * 86400.0
                 bar.update(1)
+                t_ps, t_k = done * dt_fs / 1000, temperatures[-1]
                 bar.set_postfix_str(
-                    f"t={done * dt_fs / 1000:.2f} ps  {rate:.1f} ns/day  T={temperatures[-1]:.0f} K"
+                    f"t={t_ps:.2f} ps  {rate:.1f} ns/day  T={t_k:.0f} K", refresh=False
                 )
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -39,11 +39,19 @@ class TrainingPair:
     trajectory: int
 
 
-def load_trajectory(source: str | os.PathLike, frame_interval_fs: float | None = None):
+def load_trajectory(
+    source: str | os.PathLike,
+    frame_interval_fs: float | None = None,
+    lammps_types: Sequence[str | int] | None = None,
+):
     """Frames of one trajectory as ``Atoms`` with velocities and ``info['time_fs']``.
 
     HDF5 files of this engine carry their times; for other formats give
-    ``frame_interval_fs`` (the time between stored frames)."""
+    ``frame_interval_fs`` (the time between stored frames; for a LAMMPS dump, between its
+    first two frames, the rest placed by their TIMESTEP values). A LAMMPS text dump
+    names its elements in an ``element`` column, or ``lammps_types`` gives the element of
+    type 1, 2, ... (symbols or atomic numbers); LAMMPS ``metal`` units (Å, Å/ps) as ASE
+    reads them."""
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"trajectory not found: {path}")
@@ -60,8 +68,17 @@ def load_trajectory(source: str | os.PathLike, frame_interval_fs: float | None =
             raise ValueError(
                 f"{path} does not store times: pass frame_interval_fs (fs between frames)"
             )
-        for k, atoms in enumerate(frames):
-            atoms.info["time_fs"] = k * float(frame_interval_fs)
+        steps: list = [None]
+        if _is_lammps_dump(path):
+            _set_lammps_species(frames, path, lammps_types)
+            steps = [a.info.get("timestep") for a in frames]
+        if len(frames) > 1 and None not in steps and steps[1] != steps[0]:
+            unit = float(frame_interval_fs) / (steps[1] - steps[0])  # fs per MD step
+            times = [(step - steps[0]) * unit for step in steps]
+        else:
+            times = [k * float(frame_interval_fs) for k in range(len(frames))]
+        for atoms, time_fs in zip(frames, times, strict=True):
+            atoms.info["time_fs"] = time_fs
     if not frames:
         raise ValueError(f"{path} holds no frames")
     missing = [k for k, a in enumerate(frames) if not a.has("momenta")]
@@ -75,6 +92,50 @@ def load_trajectory(source: str | os.PathLike, frame_interval_fs: float | None =
                 "of a trajectory must list the same atoms in the same order"
             )
     return frames
+
+
+def _is_lammps_dump(path: Path) -> bool:
+    from ase.io.formats import filetype
+
+    try:
+        return filetype(str(path)).startswith("lammps-dump")
+    except Exception:  # ASE raises several types for formats it cannot name
+        return False
+
+
+def _set_lammps_species(
+    frames: Sequence[Atoms], path: Path, lammps_types: Sequence[str | int] | None
+) -> None:
+    """Atomic numbers of a LAMMPS dump's atoms from ``lammps_types`` (type k is entry
+    k - 1); without it the dump must have had an ``element`` column."""
+    from ase.data import atomic_numbers
+
+    if lammps_types is None:
+        with open(path, errors="replace") as handle:
+            header = next((line for line in handle if line.startswith("ITEM: ATOMS")), "")
+        if "element" not in header.split():
+            raise ValueError(
+                f"{path} is a LAMMPS dump of atom types, not elements: give lammps_types (the "
+                "element of type 1, 2, ..., e.g. [Cu] or data.lammps_types in a training "
+                "config) or dump an 'element' column"
+            )
+        return
+    numbers = []
+    for entry in lammps_types:
+        number = atomic_numbers.get(entry) if isinstance(entry, str) else int(entry)
+        if number is None or not 0 < number < 119:
+            raise ValueError(f"lammps_types: {entry!r} is not an element")
+        numbers.append(number)
+    for atoms in frames:
+        types = atoms.arrays["type"]
+        if types.min() < 1 or types.max() > len(numbers):
+            raise ValueError(
+                f"{path} has atom types {sorted(set(types.tolist()))} but lammps_types names "
+                f"{len(numbers)}"
+            )
+        velocities = atoms.get_velocities()  # ASE stored momenta with the types' masses
+        atoms.numbers = np.asarray(numbers)[types - 1]
+        atoms.set_velocities(velocities)
 
 
 def minimum_image(delta: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
@@ -151,13 +212,15 @@ def build_pairs(
     time_reversal: bool = False,
     frame_interval_fs: float | None = None,
     dtype: torch.dtype = torch.float64,
+    lammps_types: Sequence[str | int] | None = None,
 ) -> list[TrainingPair]:
-    """Pairs from several trajectory files; ``pair.trajectory`` is the file's index."""
+    """Pairs from several trajectory files; ``pair.trajectory`` is the file's index
+    (``frame_interval_fs`` and ``lammps_types`` as in :func:`load_trajectory`)."""
     if not sources:
         raise ValueError("no trajectories given")
     pairs: list[TrainingPair] = []
     for t, source in enumerate(sources):
-        frames = load_trajectory(source, frame_interval_fs)
+        frames = load_trajectory(source, frame_interval_fs, lammps_types)
         pairs += pairs_from_frames(frames, timestep_fs, t, every, time_reversal, str(source), dtype)
     return pairs
 

@@ -6,6 +6,9 @@
     data:
       trajectories: [a.h5, "ref_*_seg*.h5"]  # forecaster: trajectories with velocities
                                       # (relative to this file; patterns expand)
+      frame_interval_fs: 10.0         # forecaster, files without times (extxyz, .traj,
+                                      # LAMMPS dumps): fs between stored frames
+      lammps_types: [Cu]              # forecaster, LAMMPS dumps: element of type 1, 2, ...
       frames: [labelled.extxyz]       # potential: frames with energies and forces
     output: model.pt
 
@@ -34,6 +37,15 @@ KINDS = {
     "forecaster": (ForecasterConfig, ForecastFitSettings, "trajectories"),
     "potential": (PotentialConfig, FitSettings, "frames"),
 }
+
+
+@dataclasses.dataclass
+class _DataOptions:
+    """The data section's keys besides the file list (forecaster): for files other than
+    this engine's HDF5, the fs between stored frames and the element of each LAMMPS type."""
+
+    frame_interval_fs: float | None = None
+    lammps_types: list[str | int] | None = None
 
 
 def _check_types(cls: type, values: dict[str, Any], section: str) -> None:
@@ -100,9 +112,15 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
             raise ValueError(f"section '{section}' must be a mapping")
     _check_types(config_cls, model, "model")
     _check_types(settings_cls, training, "training")
-    extra = set(data) - {data_key, "frame_interval_fs"}
+    accepted = {data_key}
+    if kind == "forecaster":
+        accepted |= {"frame_interval_fs", "lammps_types"}
+    extra = set(data) - accepted
     if extra:
-        raise ValueError(f"unknown key(s) data.{sorted(extra)}; a {kind} reads data.{data_key}")
+        raise ValueError(
+            f"unknown key(s) data.{sorted(extra)}; a {kind} reads data.{sorted(accepted)}"
+        )
+    _check_types(_DataOptions, {k: v for k, v in data.items() if k != data_key}, "data")
     sources = data.get(data_key)
     if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
         raise ValueError(f"data.{data_key} must be a non-empty list of file paths")
@@ -110,8 +128,10 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     output = raw.get("output", f"{kind}.pt")
     if not isinstance(output, str):
         raise ValueError(f"output must be a file path, got {output!r}")
+    options = {k: data[k] for k in ("frame_interval_fs", "lammps_types") if k in data}
     return {
         "model_type": kind,
+        "data_options": options,
         "model": config_cls(**model),
         "training": settings_cls(**training),
         "sources": resolved,
@@ -164,6 +184,11 @@ def default_config(kind: str = "forecaster") -> str:
     lines += [
         "data:  # paths relative to this file; patterns such as *_seg*.h5 expand",
         f'  {data_key}: ["reference_seg*.h5"]  # e.g. the files of trajcast generate',
-        f"output: {kind}.pt",
     ]
+    if kind == "forecaster":
+        lines += [
+            "  # frame_interval_fs: 10.0  # extxyz, .traj, LAMMPS dumps: fs between frames",
+            "  # lammps_types: [Cu]       # a LAMMPS dump without an element column",
+        ]
+    lines.append(f"output: {kind}.pt")
     return "\n".join(lines) + "\n"

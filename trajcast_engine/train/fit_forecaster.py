@@ -143,6 +143,9 @@ def fit_forecaster(
     log: Callable[[dict[str, float]], None] | None = None,
     metadata: dict[str, Any] | None = None,
     resume: bool = False,
+    progress: bool = False,
+    frame_interval_fs: float | None = None,
+    lammps_types: Sequence[str | int] | None = None,
 ) -> ForecastFitResult:
     """Train a forecaster with the stride of ``config`` (``md_timestep · stride``).
 
@@ -150,7 +153,9 @@ def fit_forecaster(
     ``(training, validation)`` pair of pair lists. The best model by validation loss is
     returned and, with ``checkpoint``, saved there (the latest at ``checkpoint.last``);
     ``resume=True`` continues an interrupted run from ``checkpoint.state``. Edges are
-    built once per pair (memory for speed: about 40 bytes per edge).
+    built once per pair (memory for speed: about 40 bytes per edge). ``progress`` shows
+    a bar over each epoch's batches. ``frame_interval_fs`` and ``lammps_types`` describe
+    files that are not this engine's HDF5 (see :func:`~trajcast_engine.data.load_trajectory`).
     """
     settings = settings or ForecastFitSettings()
     if isinstance(config, dict):
@@ -162,8 +167,9 @@ def fit_forecaster(
     else:
         sources = [str(s) for s in data]
         pairs = build_pairs(
-            sources, config.timestep, settings.every, settings.time_reversal, dtype=dtype
-        )
+            sources, config.timestep, settings.every, settings.time_reversal,
+            frame_interval_fs, dtype, lammps_types,
+        )  # fmt: skip
         training, validation = split_by_trajectory(
             pairs, settings.validation_fraction, settings.seed
         )
@@ -206,7 +212,7 @@ def fit_forecaster(
     }
     history, _ = train(
         model, training, validation, _batches, _loss_fn(settings), settings, info, checkpoint,
-        log, resume,
+        log, resume, progress,
     )  # fmt: skip
     final = evaluate_forecaster(model, validation, settings)
     model.metadata = {**info, "validation": final}

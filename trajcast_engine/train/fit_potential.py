@@ -171,13 +171,16 @@ def fit_potential(
     settings: FitSettings | None = None,
     checkpoint: str | os.PathLike | None = None,
     log: Callable[[dict[str, float]], None] | None = None,
+    resume: bool = False,
+    progress: bool = False,
 ) -> FitResult:
     """Fit a potential to labelled frames; returns the best model by validation loss.
 
     ``sources`` are files ASE reads or ``Atoms`` with a calculator's results. Frames are
     split at random into training and validation sets (``validation_fraction``). The
     best model is written to ``checkpoint`` after every improvement when given. ``log``
-    receives each epoch's metrics.
+    receives each epoch's metrics; ``resume=True`` continues an interrupted run from
+    ``checkpoint.state``; ``progress`` shows a bar over each epoch's batches.
     """
     settings = settings or FitSettings()
     if isinstance(config, dict):
@@ -210,7 +213,7 @@ def fit_potential(
     }
     history, _ = train(
         model, training, validation, _batches, _loss_fn(settings), settings, metadata,
-        checkpoint, log,
+        checkpoint, log, resume, progress,
     )  # fmt: skip
     final = evaluate(model, validation, settings)
     model.metadata = {**metadata, "validation": final}

@@ -4,7 +4,8 @@ Adam (AMSGrad variant; Reddi, Kale & Kumar, ICLR 2018) with gradient-norm clippi
 learning rate reduced by ``lr_factor`` after ``lr_patience`` epochs without validation
 improvement, early stopping after ``early_stopping`` such epochs, and an exponential
 moving average of the weights (``ema_decay``; 0 turns it off) that is what gets
-validated and saved: ``θ_ema <- d θ_ema + (1 - d) θ`` after every optimiser step. The
+validated and saved: ``θ_ema <- d θ_ema + (1 - d) θ`` after every optimiser step.
+
 Data parallel: launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process draws the
 same global batches, computes the loss of its share (``batch[rank::world]``) and the
 gradients are averaged over processes with ``torch.distributed.all_reduce`` before each
@@ -13,7 +14,9 @@ update on the same global batch; rank 0 writes the checkpoints. The
 best model (lowest validation loss) is written to ``checkpoint`` and the latest to
 ``checkpoint`` with a ``.last`` suffix, both as ordinary model files; ``.state`` holds
 what a resumed run needs to continue exactly as an uninterrupted one would (weights,
-optimiser, scheduler, weight average, random-generator states, history).
+optimiser, scheduler, weight average, random-generator states, history); ``.csv`` the
+per-epoch log (losses, validation errors, learning rate, elapsed seconds), rewritten after
+every epoch so that it always matches the state a resumed run starts from.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import torch
 from torch import nn
 
 from trajcast_engine.nn.model_io import save_model
+from trajcast_engine.progress import progress_bar
+from trajcast_engine.train.history import write_history
 
 
 @dataclass
@@ -112,11 +117,13 @@ def train(
     checkpoint: str | os.PathLike | None = None,
     log: Callable[[dict[str, float]], None] | None = None,
     resume: bool = False,
+    progress: bool = False,
 ) -> tuple[list[dict[str, float]], dict[str, float]]:
     """Optimise ``model`` in place (ending with the best weights, in eval mode); returns
     the per-epoch history and the best validation metrics. ``losses(model, batch)``
     returns the loss terms (``loss`` is minimised) and ``count``, the batch's examples.
-    ``resume=True`` continues from ``checkpoint.state`` when it exists."""
+    ``resume=True`` continues from ``checkpoint.state`` when it exists. ``progress``
+    shows a bar over each epoch's batches (rank 0 only) with the running training loss."""
     rng = np.random.default_rng(settings.seed)
     rank, world = distributed_setup(settings.device)
     if rank != 0:
@@ -151,9 +158,13 @@ def train(
         best_state, history = saved["best_state"], saved["history"]
         first_epoch = saved["epoch"] + 1
     start = time.monotonic() - (history[-1]["seconds"] if history else 0.0)
+    per_epoch = math.ceil(len(training) / settings.batch_size)
     for epoch in range(first_epoch, settings.epochs):
         model.train()
         train_loss, seen = 0.0, 0
+        bar = None
+        if progress and rank == 0:
+            bar = progress_bar(per_epoch, f"epoch {epoch + 1}/{settings.epochs}", "batch")
         for batch in batches(training, settings.batch_size, rng):
             optimizer.zero_grad(set_to_none=False)
             if world > 1:
@@ -172,6 +183,11 @@ def train(
             n = int(terms["count"])
             train_loss += float(terms["loss"].detach()) * n
             seen += n
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"loss {train_loss / max(seen, 1):.4g}", refresh=False)
+        if bar is not None:
+            bar.close()
         live = copy.deepcopy(model.state_dict()) if ema is not None else None
         if ema is not None:
             model.load_state_dict(ema.shadow)
@@ -182,6 +198,8 @@ def train(
         row["seconds"] = time.monotonic() - start
         row.update({f"val_{k}": v for k, v in metrics.items()})
         history.append(row)
+        if checkpoint is not None:
+            write_history(history, Path(str(checkpoint) + ".csv"))
         if log is not None:
             log(row)
         info = {**metadata, "validation": metrics, "epoch": epoch}
