@@ -235,6 +235,22 @@ def test_a_model_card_sets_the_default_temperature_and_structure(tmp_path):
     assert report.steps == 2
 
 
+def test_a_retrained_shipped_model_file_keeps_its_built_in_structure(model_file, tmp_path):
+    """A model file whose metadata names a shipped model (its example script's retraining,
+    or a fine-tune of its weights) runs on that model's system without --structure."""
+    from trajcast_engine.simulate import simulate
+
+    retrained = tmp_path / "retrained.pt"
+    save_model(load_model(model_file), retrained, {"name": "cu-emt-forecaster"})
+    report = simulate(retrained, steps=2, output=tmp_path / "a.h5", progress=False,
+                      equilibrate_ps=0)  # fmt: skip
+    assert report.steps == 2
+    assert mdtraj.load(tmp_path / "a.h5").n_atoms == 256  # the shipped 4x4x4 fcc-Cu crystal
+    result = trajcast("simulate", "--model", str(model_file), "--steps", "2", "--quiet",
+                      cwd=tmp_path)  # fmt: skip
+    assert result.returncode != 0 and "has no built-in structure" in result.stderr
+
+
 def test_ctrl_c_stops_after_the_step_flushes_and_says_how_to_resume(model_file, tmp_path):
     import signal
     import time

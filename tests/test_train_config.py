@@ -118,6 +118,42 @@ def test_trajcast_train_end_to_end(tmp_path, trajectories):
     assert log_after[:3] == log and len(log_after) == 4
 
 
+def test_trajcast_train_reads_extxyz_with_the_configs_frame_interval(tmp_path, trajectories):
+    from ase.io import write as write_frames
+
+    from trajcast_engine.data.pairs import load_trajectory
+
+    names, folder = trajectories
+    files = []
+    for name in names:
+        frames = load_trajectory(folder / name)
+        interval = frames[1].info["time_fs"] - frames[0].info["time_fs"]
+        for atoms in frames:
+            atoms.info.pop("time_fs")  # extxyz as another code writes it: no times
+        write_frames(tmp_path / f"{name}.extxyz", frames)
+        files.append(f"{name}.extxyz")
+    raw = {"model_type": "forecaster",
+           "model": {"species": [29], "cutoff": 4.0, "lmax": 1, "channels": 4, "num_layers": 1,
+                     "radial_hidden": 8, "md_timestep": 2.0, "stride": 5},
+           "training": {"epochs": 1, "validation_fraction": 0.5},
+           "data": {"trajectories": files}, "output": "fc.pt"}  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "trajcast_engine.cli",
+        "train",
+        write(tmp_path / "c.yaml", raw),
+    ]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "pass frame_interval_fs" in refused.stderr
+    raw["data"]["frame_interval_fs"] = interval
+    write(tmp_path / "c.yaml", raw)
+    assert load_config(tmp_path / "c.yaml")["data_options"] == {"frame_interval_fs": interval}
+    result = subprocess.run(command + ["--quiet"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert load_model(tmp_path / "fc.pt").timestep == pytest.approx(10.0)
+
+
 def test_trajcast_train_resume_needs_a_saved_state(tmp_path, trajectories):
     names, folder = trajectories
     raw = {"model_type": "forecaster", "model": {"species": [29], "md_timestep": 2.0},

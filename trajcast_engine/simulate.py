@@ -187,8 +187,7 @@ def simulate(
     target = parse_temperature(temperature)
     dt_fs = forecaster.timestep if engine == "forecaster" else forecaster.config.md_timestep
     steps = _count_steps(steps, time_ps, dt_fs)
-    model_name = str(model) if isinstance(model, str) else ""
-    atoms = load_structure(structure, model_name, supercell)
+    atoms = load_structure(structure, system_name(model, forecaster), supercell)
     rng_states = None
     if resume:
         from trajcast_engine.trajectory.repair import prepare_for_append
@@ -422,7 +421,7 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
             raise FileExistsError(f"{path} exists: pass --overwrite to replace it")
     dt_fs = forecaster.timestep
     steps = _count_steps(steps, time_ps, dt_fs)
-    base = load_structure(structure, str(model) if isinstance(model, str) else "", supercell)
+    base = load_structure(structure, system_name(model, forecaster), supercell)
     images = []
     for k in range(replicas):
         atoms = base.copy()
@@ -495,6 +494,19 @@ def _card(model: Any) -> dict[str, Any]:
     return read_model_file(path).get("metadata", {})
 
 
+def system_name(model: Any, forecaster: Any) -> str:
+    """The shipped model whose built-in structure a run takes without ``--structure``:
+    ``model`` itself when it names one, else the name in the model file's metadata (a
+    shipped model retrained by its example script or fine-tuned from its weights)."""
+    from trajcast_engine.models import SYSTEMS
+
+    name = str(model) if isinstance(model, str) else ""
+    if name in SYSTEMS:
+        return name
+    recorded = str(getattr(forecaster, "metadata", {}).get("name", ""))
+    return recorded if recorded in SYSTEMS else name
+
+
 def default_temperature(model: Any) -> float:
     """The temperature (K) a model's card recommends (its ``metadata['temperature_K']``;
     e.g. a liquid's), else 300 K."""
@@ -520,7 +532,7 @@ def _rescaling(forecaster, energy_rescale, model, structure):
         from trajcast_engine.data.openmm_calculator import OpenMMCalculator
         from trajcast_engine.models import system_file
 
-        pdb = structure if structure is not None else system_file(str(model))
+        pdb = structure if structure is not None else system_file(system_name(model, forecaster))
         if not str(pdb).lower().endswith(".pdb"):
             raise ValueError(f"energy rescaling with openmm needs a PDB structure, got {pdb}")
         return OpenMMCalculator(pdb)
