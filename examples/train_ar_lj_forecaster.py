@@ -16,6 +16,13 @@ trains on two CPU cores.
     python examples/train_ar_lj_forecaster.py                 # data (about 1 min), training
     python examples/train_ar_lj_forecaster.py --minutes 5     # a shorter training budget
 
+The shipped weights are that run (0.01 Å noise, 50 min) continued for 13 minutes with
+more noise, which sets the liquid's structure (see the model card's noise scan)::
+
+    python examples/train_ar_lj_forecaster.py --output first.pt
+    python examples/train_ar_lj_forecaster.py --init-from first.pt --noise 0.012 \
+        --learning-rate 1e-3 --minutes 12
+
 The built-in structure of ``trajcast simulate`` is the last frame of the 105 K data
 (``trajcast_engine/models/systems/liquid_argon_256.extxyz``).
 
