@@ -233,6 +233,12 @@ def test_resumed_training_continues_exactly(tmp_path, reference):
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         fit_forecaster(split, config, settings(2), checkpoint=tmp_path / "c.pt", resume=True)
+    state = torch.load(tmp_path / "b.pt.state", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["amsgrad"] is True  # the default
+    plain = ForecastFitSettings(epochs=1, batch_size=4, amsgrad=False)
+    fit_forecaster(split, config, plain, checkpoint=tmp_path / "d.pt")
+    state = torch.load(tmp_path / "d.pt.state", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["amsgrad"] is False
 
 
 def test_noise_training_and_fine_tuning_from_a_model_file(tmp_path, reference):

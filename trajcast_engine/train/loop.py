@@ -1,6 +1,7 @@
 """The one training loop shared by the potential and the forecaster.
 
-Adam (AMSGrad variant; Reddi, Kale & Kumar, ICLR 2018) with gradient-norm clipping, the
+Adam (Kingma & Ba, ICLR 2015), by default its AMSGrad variant (``amsgrad``; Reddi, Kale
+& Kumar, ICLR 2018), with gradient-norm clipping, the
 learning rate reduced by ``lr_factor`` after ``lr_patience`` epochs without validation
 improvement, early stopping after ``early_stopping`` such epochs, and an exponential
 moving average of the weights (``ema_decay``; 0 turns it off) that is what gets
@@ -55,6 +56,7 @@ class TrainSettings:
     seed: int = 0
     device: str = "cpu"
     max_seconds: float | None = None  # stop (keeping the best model) after this long
+    amsgrad: bool = True  # False: plain Adam
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "lr_patience", "early_stopping"):
@@ -128,7 +130,9 @@ def train(
     rank, world = distributed_setup(settings.device)
     if rank != 0:
         checkpoint = None  # rank 0 writes the files
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, amsgrad=True)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=settings.learning_rate, amsgrad=bool(settings.amsgrad)
+    )
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=settings.lr_factor, patience=settings.lr_patience
     )
