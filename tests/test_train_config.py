@@ -78,16 +78,21 @@ def test_bad_configs_fail_before_training(tmp_path, trajectories, change, messag
     assert message in str(info.value)
 
 
-def test_trajcast_train_end_to_end(tmp_path, trajectories):
-    names, folder = trajectories
-    raw = {
+def tiny_forecaster(trajectories: list[str], epochs: int) -> dict:
+    """A config of a forecaster small enough to train in seconds, written to fc.pt."""
+    return {
         "model_type": "forecaster",
         "model": {"species": [29], "cutoff": 4.0, "lmax": 1, "channels": 4, "num_layers": 1,
                   "radial_hidden": 8, "md_timestep": 2.0, "stride": 5},
-        "training": {"epochs": 2, "batch_size": 4, "validation_fraction": 0.5},
-        "data": {"trajectories": [str(folder / n) for n in names]},
+        "training": {"epochs": epochs, "batch_size": 4, "validation_fraction": 0.5},
+        "data": {"trajectories": trajectories},
         "output": "fc.pt",
     }  # fmt: skip
+
+
+def test_trajcast_train_end_to_end(tmp_path, trajectories):
+    names, folder = trajectories
+    raw = tiny_forecaster([str(folder / n) for n in names], epochs=2)
     path = write(tmp_path / "c.yaml", raw)
     command = [sys.executable, "-m", "trajcast_engine.cli", "train", path]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -132,11 +137,7 @@ def test_trajcast_train_reads_extxyz_with_the_configs_frame_interval(tmp_path, t
             atoms.info.pop("time_fs")  # extxyz as another code writes it: no times
         write_frames(tmp_path / f"{name}.extxyz", frames)
         files.append(f"{name}.extxyz")
-    raw = {"model_type": "forecaster",
-           "model": {"species": [29], "cutoff": 4.0, "lmax": 1, "channels": 4, "num_layers": 1,
-                     "radial_hidden": 8, "md_timestep": 2.0, "stride": 5},
-           "training": {"epochs": 1, "validation_fraction": 0.5},
-           "data": {"trajectories": files}, "output": "fc.pt"}  # fmt: skip
+    raw = tiny_forecaster(files, epochs=1)
     command = [
         sys.executable,
         "-m",

@@ -68,15 +68,13 @@ def load_trajectory(
             raise ValueError(
                 f"{path} does not store times: pass frame_interval_fs (fs between frames)"
             )
-        steps: list = [None]
+        times = [k * float(frame_interval_fs) for k in range(len(frames))]
         if _is_lammps_dump(path):
             _set_lammps_species(frames, path, lammps_types)
             steps = [a.info.get("timestep") for a in frames]
-        if len(frames) > 1 and None not in steps and steps[1] != steps[0]:
-            unit = float(frame_interval_fs) / (steps[1] - steps[0])  # fs per MD step
-            times = [(step - steps[0]) * unit for step in steps]
-        else:
-            times = [k * float(frame_interval_fs) for k in range(len(frames))]
+            if len(frames) > 1 and None not in steps and steps[1] != steps[0]:
+                unit = float(frame_interval_fs) / (steps[1] - steps[0])  # fs per MD step
+                times = [(step - steps[0]) * unit for step in steps]
         for atoms, time_fs in zip(frames, times, strict=True):
             atoms.info["time_fs"] = time_fs
     if not frames:

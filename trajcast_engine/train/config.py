@@ -112,15 +112,15 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
             raise ValueError(f"section '{section}' must be a mapping")
     _check_types(config_cls, model, "model")
     _check_types(settings_cls, training, "training")
-    accepted = {data_key}
-    if kind == "forecaster":
-        accepted |= {"frame_interval_fs", "lammps_types"}
+    options = {f.name for f in dataclasses.fields(_DataOptions)} if kind == "forecaster" else set()
+    accepted = {data_key} | options
     extra = set(data) - accepted
     if extra:
         raise ValueError(
             f"unknown key(s) data.{sorted(extra)}; a {kind} reads data.{sorted(accepted)}"
         )
-    _check_types(_DataOptions, {k: v for k, v in data.items() if k != data_key}, "data")
+    given = {k: data[k] for k in options & set(data)}
+    _check_types(_DataOptions, given, "data")
     sources = data.get(data_key)
     if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
         raise ValueError(f"data.{data_key} must be a non-empty list of file paths")
@@ -128,10 +128,9 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     output = raw.get("output", f"{kind}.pt")
     if not isinstance(output, str):
         raise ValueError(f"output must be a file path, got {output!r}")
-    options = {k: data[k] for k in ("frame_interval_fs", "lammps_types") if k in data}
     return {
         "model_type": kind,
-        "data_options": options,
+        "data_options": given,
         "model": config_cls(**model),
         "training": settings_cls(**training),
         "sources": resolved,
