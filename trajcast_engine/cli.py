@@ -212,8 +212,6 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from trajcast_engine.train.config import default_config, load_config
 
     if args.print_config:
@@ -228,9 +226,12 @@ def _train(args: argparse.Namespace) -> int:
     output = config["output"]
     if args.resume and args.overwrite:
         raise _fail("--resume continues the existing output; --overwrite starts afresh: pick one")
-    state = Path(str(output) + ".state")
-    if args.resume and not state.is_file():
-        raise _fail(f"nothing to resume: {state} does not exist (it is written after each epoch)")
+    from trajcast_engine.train.loop import RunFiles
+
+    files = RunFiles.of(output)
+    written = "it is written after each epoch"
+    if args.resume and not files.state.is_file():
+        raise _fail(f"nothing to resume: {files.state} does not exist ({written})")
     if output.exists() and not (args.overwrite or args.resume):
         raise _fail(f"{output} exists: pass --overwrite to replace it or --resume to continue")
 
@@ -258,10 +259,10 @@ def _train(args: argparse.Namespace) -> int:
         raise _fail(str(err)) from None
     from trajcast_engine.train.history import plot_history
 
-    curve = plot_history(result.history, str(output) + ".png")
+    curve = plot_history(result.history, files.curve)
     print(f"validation: {result.validation}")
-    print(f"model written to {output} (and the last epoch to {output}.last)")
-    print(f"log {output}.csv, learning curve {curve}")
+    print(f"model written to {output} (and the last epoch to {files.last})")
+    print(f"log {files.log}, learning curve {curve}")
     return 0
 
 

@@ -72,6 +72,24 @@ class TrainSettings:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
+@dataclass(frozen=True)
+class RunFiles:
+    """The files a training run writes beside its model file ``best``."""
+
+    best: Path
+    last: Path  # the latest epoch's model
+    state: Path  # what ``resume`` continues from
+    log: Path  # per-epoch CSV
+    curve: Path  # learning-curve plot
+
+    @classmethod
+    def of(cls, checkpoint: str | Path) -> RunFiles:
+        """The run files of a model written to ``checkpoint``."""
+        name = str(checkpoint)
+        paths = (Path(name + suffix) for suffix in (".last", ".state", ".csv", ".png"))
+        return cls(Path(checkpoint), *paths)
+
+
 Batches = Callable[[list, int, "np.random.Generator | None"], Iterable[Any]]
 Losses = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
 
@@ -137,11 +155,11 @@ def train(
         optimizer, factor=settings.lr_factor, patience=settings.lr_patience
     )
     ema = WeightAverage(model, settings.ema_decay) if settings.ema_decay > 0 else None
-    last = None if checkpoint is None else Path(str(checkpoint) + ".last")
+    files = None if checkpoint is None else RunFiles.of(checkpoint)
     best_loss, best_state, best_metrics, stale = math.inf, None, {}, 0
     history: list[dict[str, float]] = []
     first_epoch = 0
-    state_path = None if checkpoint is None else Path(str(checkpoint) + ".state")
+    state_path = None if files is None else files.state
     if resume:
         if state_path is None or not state_path.is_file():
             raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
@@ -202,8 +220,8 @@ def train(
         row["seconds"] = time.monotonic() - start
         row.update({f"val_{k}": v for k, v in metrics.items()})
         history.append(row)
-        if checkpoint is not None:
-            write_history(history, Path(str(checkpoint) + ".csv"))
+        if files is not None:
+            write_history(history, files.log)
         if log is not None:
             log(row)
         info = {**metadata, "validation": metrics, "epoch": epoch}
@@ -214,8 +232,8 @@ def train(
                 save_model(model, checkpoint, info)
         else:
             stale += 1
-        if last is not None:
-            save_model(model, last, info)
+        if files is not None:
+            save_model(model, files.last, info)
         if live is not None:
             model.load_state_dict(live)
         if state_path is not None:
