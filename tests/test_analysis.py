@@ -39,6 +39,22 @@ def test_vdos_peaks_at_the_oscillation_frequency_and_overlaps():
     assert same == pytest.approx(1.0, abs=1e-9) and other < 0.1
 
 
+def test_frames_too_far_apart_are_recognised_as_aliasing_the_spectrum():
+    # atoms vibrating at 1-8 THz: frames 5 fs apart (Nyquist 100 THz) leave the top of
+    # the spectrum empty; every 40th of them, 200 fs apart (Nyquist 2.5 THz), fold the
+    # faster lines onto it
+    rng = np.random.default_rng(3)
+    frames, n, dt = 4000, 64, 5.0
+    t = np.arange(frames) * dt
+    omega = 2 * np.pi * 1e-3 * rng.uniform(1.0, 8.0, (n, 3))
+    v = 0.01 * np.cos(omega * t[:, None, None] + rng.uniform(0, 2 * np.pi, (n, 3)))
+    cells = np.repeat(np.eye(3)[None] * 20.0, frames, axis=0)
+    fine = TrajectoryData(np.zeros_like(v), v, cells, t, np.ones(n), None)
+    coarse = TrajectoryData(*(a[::40] for a in (fine.positions, v, cells, t)), np.ones(n), None)
+    assert analysis.nyquist_weight(*analysis.vdos(fine)) < 1e-4
+    assert analysis.nyquist_weight(*analysis.vdos(coarse)) > 10 * analysis.ALIASED_WEIGHT
+
+
 def test_rdf_of_a_crystal_peaks_at_the_nearest_neighbour_distance():
     data = oscillating(6.0, frames=20)
     r, g = analysis.rdf(data)

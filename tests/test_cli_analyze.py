@@ -49,6 +49,7 @@ def test_analyze_writes_plots_and_summary(runs, tmp_path):
         0.5 * n_dof / 32 * 8.617333e-5 * t["mean"], rel=1e-3
     )
     assert "VDOS overlap" in result.stdout
+    assert summary["warnings"] == [] and "warning" not in result.stderr  # frames 2 fs apart
     # the trajectory in five stretches: an NVE crystal keeps its structure throughout
     drift = summary["drift"]
     assert len(drift) == 5 and drift[-1]["end_ps"] == pytest.approx(0.4)
@@ -65,6 +66,24 @@ def test_analyze_writes_plots_and_summary(runs, tmp_path):
     assert 0 < t["standard_error"] < t["std"]
     error = summary["temperature"]["trajectory"]["standard_error"]
     assert f"± {error:.1f} K" in result.stdout
+
+
+def test_analyze_warns_when_frames_are_too_far_apart_for_the_spectrum(tmp_path):
+    # frames 100 fs apart resolve up to 5 THz; EMT copper vibrates up to about 8 THz
+    settings = ReferenceSettings(
+        temperature=500.0, md_timestep=2.0, equilibration_steps=0, segments=1,
+        segment_steps=2000, write_every=50,
+    )  # fmt: skip
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    (coarse,) = run_reference_md(atoms, "emt", settings, tmp_path / "coarse.h5")
+    command = [sys.executable, "-m", "trajcast_engine.cli", "analyze", str(coarse),
+               "--output", str(tmp_path / "an")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "an" / "summary.json").read_text())
+    (warning,) = summary["warnings"]
+    assert "frames 100 fs apart" in warning and "aliased" in warning and "--write-every" in warning
+    assert f"warning: {warning}" in result.stderr
 
 
 def test_analyze_bad_input(tmp_path):

@@ -148,6 +148,21 @@ def vdos(data: TrajectoryData, window_fs: float = 2000.0) -> tuple[np.ndarray, n
     return nu, density / area
 
 
+ALIASED_WEIGHT = 0.01  # the most VDOS weight allowed next to the Nyquist frequency
+
+
+def nyquist_weight(nu: np.ndarray, density: np.ndarray, band: float = 0.02) -> float:
+    """The fraction of a :func:`vdos` spectrum's weight in the top ``band`` of its
+    frequency range (at least its last bin), which ends at the Nyquist frequency
+    ``1 / (2 Δt)`` of frames ``Δt`` apart. A spectrum the frames resolve falls to zero
+    before it; weight there (more than :data:`ALIASED_WEIGHT`) means some atoms vibrate
+    faster than the frames can follow, and their lines are aliased: folded back below
+    the Nyquist frequency (Shannon's sampling theorem). Copper's phonons (up to 7.5 THz)
+    need frames at most 66 fs apart; an N-H stretch (about 100 THz) under 5 fs."""
+    top = nu >= (1.0 - band) * nu[-1]
+    return float(np.sum(density[top]) / np.sum(density))
+
+
 def vdos_overlap(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
     """``∫ min(D_a, D_b) dν`` on ``a``'s grid (``b`` interpolated onto it)."""
     (nu, da), (nu_b, db) = a, b

@@ -53,7 +53,7 @@ def analyze(
     n_atoms = runs["trajectory"].positions.shape[1]
     n_dof = analysis.degrees_of_freedom(runs["trajectory"])
     summary: dict[str, Any] = {"trajectory": str(path), "atoms": n_atoms, "frames": {}}
-    plots = []
+    plots, warnings = [], []
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, data in runs.items():
@@ -73,10 +73,21 @@ def analyze(
             summary.setdefault("mean_vdos_frequency_thz", {})[name] = float(
                 np.sum(nu * d) / np.sum(d)
             )
+            near_nyquist = analysis.nyquist_weight(nu, d)
+            if near_nyquist > analysis.ALIASED_WEIGHT:
+                interval = float(np.mean(np.diff(data.times)))
+                warnings.append(
+                    f"{name}: frames {interval:g} fs apart resolve vibrations only up to "
+                    f"{nu[-1]:.3g} THz, and {near_nyquist:.1%} of its spectrum sits at that "
+                    "limit: faster vibrations are aliased (folded to lower frequencies), "
+                    "so the VDOS and its mean frequency are not the atoms' own; write "
+                    "frames closer together (trajcast simulate --write-every)"
+                )
         cumulative = np.cumsum(d) / np.sum(d)
         top = nu[min(len(nu) - 1, int(np.searchsorted(cumulative, 0.999)))]
         ax.set_xlim(0, 1.3 * top)
-        ax.set(xlabel="frequency (THz)", ylabel="VDOS (1/THz)", title="Vibrational DOS")
+        title = "Vibrational DOS" + (" (aliased: frames too far apart)" if warnings else "")
+        ax.set(xlabel="frequency (THz)", ylabel="VDOS (1/THz)", title=title)
         ax.legend()
         plots.append(_save(fig, out / "vdos.png"))
 
@@ -131,6 +142,7 @@ def analyze(
     if reference is not None:
         summary["comparison"] = analysis.compare(runs["trajectory"], runs["reference"], n_dof)
     summary["plots"] = [str(p) for p in plots]
+    summary["warnings"] = warnings
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     summary["summary"] = str(out / "summary.json")
     return summary

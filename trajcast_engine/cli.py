@@ -279,6 +279,8 @@ def _analyze(args: argparse.Namespace) -> int:
         summary = analyze(args.trajectory, args.reference, args.output, args.skip)
     except ValueError as err:
         raise _fail(str(err)) from None
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     for plot in summary["plots"]:
         print(f"plot     {plot}")
     print(f"summary  {summary['summary']}")
