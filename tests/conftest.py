@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.build import bulk
 
 
 def pair_set(i, j, shift) -> set[tuple[int, int, tuple[int, int, int]]]:
@@ -46,3 +49,13 @@ def random_atoms(
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261123)
+
+
+def copper_reference(path: Path, **settings) -> list[Path]:
+    """Reference MD of 32 EMT copper atoms (ASE's EMT, 2 fs step, 500 K unless
+    ``settings`` say otherwise) written to ``path``; one file per segment."""
+    from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    merged = ReferenceSettings(**{"temperature": 500.0, "md_timestep": 2.0, **settings})
+    return run_reference_md(atoms, "emt", merged, path)

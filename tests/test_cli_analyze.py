@@ -8,20 +8,14 @@ import sys
 
 import numpy as np
 import pytest
-from ase.build import bulk
-
-from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+from conftest import copper_reference
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    settings = ReferenceSettings(
-        temperature=500.0, md_timestep=2.0, equilibration_steps=50, segments=2,
-        segment_steps=200, decorrelation_steps=20,
-    )  # fmt: skip
-    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
-    return run_reference_md(atoms, "emt", settings, out / "cu.h5")
+    return copper_reference(out / "cu.h5", equilibration_steps=50, segments=2,
+                            segment_steps=200, decorrelation_steps=20)  # fmt: skip
 
 
 def test_analyze_writes_plots_and_summary(runs, tmp_path):
@@ -70,12 +64,8 @@ def test_analyze_writes_plots_and_summary(runs, tmp_path):
 
 def test_analyze_warns_when_frames_are_too_far_apart_for_the_spectrum(tmp_path):
     # frames 100 fs apart resolve up to 5 THz; EMT copper vibrates up to about 8 THz
-    settings = ReferenceSettings(
-        temperature=500.0, md_timestep=2.0, equilibration_steps=0, segments=1,
-        segment_steps=2000, write_every=50,
-    )  # fmt: skip
-    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
-    (coarse,) = run_reference_md(atoms, "emt", settings, tmp_path / "coarse.h5")
+    (coarse,) = copper_reference(tmp_path / "coarse.h5", equilibration_steps=0, segments=1,
+                                 segment_steps=2000, write_every=50)  # fmt: skip
     command = [sys.executable, "-m", "trajcast_engine.cli", "analyze", str(coarse),
                "--output", str(tmp_path / "an")]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)

@@ -8,9 +8,7 @@ import subprocess
 import sys
 
 import torch
-from ase.build import bulk
-
-from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+from conftest import copper_reference
 
 SCRIPT = """
 import sys, torch
@@ -42,12 +40,9 @@ def free_port() -> int:
 
 
 def test_two_processes_train_like_one(tmp_path):
-    settings = ReferenceSettings(
-        temperature=500.0, md_timestep=2.0, equilibration_steps=20, segments=3,
-        segment_steps=60, decorrelation_steps=10,
-    )  # fmt: skip
-    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
-    sources = [str(p) for p in run_reference_md(atoms, "emt", settings, tmp_path / "cu.h5")]
+    paths = copper_reference(tmp_path / "cu.h5", equilibration_steps=20, segments=3,
+                             segment_steps=60, decorrelation_steps=10)  # fmt: skip
+    sources = [str(p) for p in paths]
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     single = subprocess.run([sys.executable, str(script), str(tmp_path / "one.pt"), *sources],

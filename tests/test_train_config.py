@@ -7,9 +7,8 @@ import sys
 
 import pytest
 import yaml
-from ase.build import bulk
+from conftest import copper_reference
 
-from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
 from trajcast_engine.nn.model_io import load_model
 from trajcast_engine.train.config import default_config, load_config
 
@@ -22,12 +21,9 @@ def write(path, content: dict) -> str:
 @pytest.fixture(scope="module")
 def trajectories(tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
-    settings = ReferenceSettings(
-        temperature=500.0, md_timestep=2.0, equilibration_steps=20, segments=2,
-        segment_steps=40, decorrelation_steps=10,
-    )  # fmt: skip
-    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
-    return [p.name for p in run_reference_md(atoms, "emt", settings, out / "cu.h5")], out
+    paths = copper_reference(out / "cu.h5", equilibration_steps=20, segments=2,
+                             segment_steps=40, decorrelation_steps=10)  # fmt: skip
+    return [p.name for p in paths], out
 
 
 def test_printed_default_config_is_a_valid_config(tmp_path, trajectories):
