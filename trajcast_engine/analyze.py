@@ -66,6 +66,7 @@ def analyze(
     plots.append(_save(fig, out / "rdf.png"))
 
     if all(d.velocities is not None for d in runs.values()):
+        aliased = []
         fig, ax = plt.subplots(figsize=(6, 4))
         for name, data in runs.items():
             nu, d = analysis.vdos(data)
@@ -76,7 +77,7 @@ def analyze(
             near_nyquist = analysis.nyquist_weight(nu, d)
             if near_nyquist > analysis.ALIASED_WEIGHT:
                 interval = float(np.mean(np.diff(data.times)))
-                warnings.append(
+                aliased.append(
                     f"{name}: frames {interval:g} fs apart resolve vibrations only up to "
                     f"{nu[-1]:.3g} THz, and {near_nyquist:.1%} of its spectrum sits at that "
                     "limit: faster vibrations are aliased (folded to lower frequencies), "
@@ -86,7 +87,8 @@ def analyze(
         cumulative = np.cumsum(d) / np.sum(d)
         top = nu[min(len(nu) - 1, int(np.searchsorted(cumulative, 0.999)))]
         ax.set_xlim(0, 1.3 * top)
-        title = "Vibrational DOS" + (" (aliased: frames too far apart)" if warnings else "")
+        title = "Vibrational DOS" + (" (aliased: frames too far apart)" if aliased else "")
+        warnings += aliased
         ax.set(xlabel="frequency (THz)", ylabel="VDOS (1/THz)", title=title)
         ax.legend()
         plots.append(_save(fig, out / "vdos.png"))

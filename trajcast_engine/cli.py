@@ -229,9 +229,10 @@ def _train(args: argparse.Namespace) -> int:
     from trajcast_engine.train.loop import RunFiles
 
     files = RunFiles.of(output)
-    written = "it is written after each epoch"
     if args.resume and not files.state.is_file():
-        raise _fail(f"nothing to resume: {files.state} does not exist ({written})")
+        raise _fail(
+            f"nothing to resume: {files.state} does not exist (it is written after each epoch)"
+        )
     if output.exists() and not (args.overwrite or args.resume):
         raise _fail(f"{output} exists: pass --overwrite to replace it or --resume to continue")
 

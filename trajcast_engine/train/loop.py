@@ -11,10 +11,10 @@ Data parallel: launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process draw
 same global batches, computes the loss of its share (``batch[rank::world]``) and the
 gradients are averaged over processes with ``torch.distributed.all_reduce`` before each
 step (gloo on CPU, NCCL on CUDA), so with equal shares the update equals the one-process
-update on the same global batch; rank 0 writes the checkpoints. The
-best model (lowest validation loss) is written to ``checkpoint`` and the latest to
-``checkpoint`` with a ``.last`` suffix, both as ordinary model files; ``.state`` holds
-what a resumed run needs to continue exactly as an uninterrupted one would (weights,
+update on the same global batch; rank 0 writes the checkpoints. The best model (lowest
+validation loss) is written to ``checkpoint`` and the latest to ``checkpoint`` with a
+``.last`` suffix, both as ordinary model files (:class:`RunFiles` names every file a run
+writes); ``.state`` holds what a resumed run needs to continue exactly as an uninterrupted one would (weights,
 optimiser, scheduler, weight average, random-generator states, history); ``.csv`` the
 per-epoch log (losses, validation errors, learning rate, elapsed seconds), rewritten after
 every epoch so that it always matches the state a resumed run starts from.
@@ -228,8 +228,8 @@ def train(
         if metrics["loss"] < best_loss:
             best_loss, best_metrics, stale = metrics["loss"], metrics, 0
             best_state = copy.deepcopy(model.state_dict())
-            if checkpoint is not None:
-                save_model(model, checkpoint, info)
+            if files is not None:
+                save_model(model, files.best, info)
         else:
             stale += 1
         if files is not None:
