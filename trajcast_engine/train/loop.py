@@ -14,10 +14,11 @@ step (gloo on CPU, NCCL on CUDA), so with equal shares the update equals the one
 update on the same global batch; rank 0 writes the checkpoints. The best model (lowest
 validation loss) is written to ``checkpoint`` and the latest to ``checkpoint`` with a
 ``.last`` suffix, both as ordinary model files (:class:`RunFiles` names every file a run
-writes); ``.state`` holds what a resumed run needs to continue exactly as an uninterrupted one would (weights,
-optimiser, scheduler, weight average, random-generator states, history); ``.csv`` the
-per-epoch log (losses, validation errors, learning rate, elapsed seconds), rewritten after
-every epoch so that it always matches the state a resumed run starts from.
+writes); ``.state`` holds what a resumed run needs to continue exactly as an
+uninterrupted one would (weights, optimiser, scheduler, weight average, random-generator
+states, history); ``.csv`` the per-epoch log (losses, validation errors, learning rate,
+elapsed seconds), rewritten after every epoch so that it always matches the state a
+resumed run starts from.
 """
 
 from __future__ import annotations
