@@ -157,8 +157,10 @@ def nyquist_weight(nu: np.ndarray, density: np.ndarray, band: float = 0.02) -> f
     ``1 / (2 Δt)`` of frames ``Δt`` apart. A spectrum the frames resolve falls to zero
     before it; weight there (more than :data:`ALIASED_WEIGHT`) means some atoms vibrate
     faster than the frames can follow, and their lines are aliased: folded back below
-    the Nyquist frequency (Shannon's sampling theorem). Copper's phonons (up to 7.5 THz)
-    need frames at most 66 fs apart; an N-H stretch (about 100 THz) under 5 fs."""
+    the Nyquist frequency (Shannon's sampling theorem). A broad spectrum folds onto the
+    whole band, this one included; a lone sharp line may fold to mid-band and go
+    unnoticed. Copper's phonons (up to 7.5 THz) need frames at most 66 fs apart; an N-H
+    stretch (about 100 THz) under 5 fs."""
     top = nu >= (1.0 - band) * nu[-1]
     return float(np.sum(density[top]) / np.sum(density))
 
