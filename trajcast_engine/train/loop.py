@@ -147,8 +147,6 @@ def train(
     shows a bar over each epoch's batches (rank 0 only) with the running training loss."""
     rng = np.random.default_rng(settings.seed)
     rank, world = distributed_setup(settings.device)
-    if rank != 0:
-        checkpoint = None  # rank 0 writes the files
     optimizer = torch.optim.Adam(
         model.parameters(), lr=settings.learning_rate, amsgrad=bool(settings.amsgrad)
     )
@@ -157,17 +155,19 @@ def train(
     )
     ema = WeightAverage(model, settings.ema_decay) if settings.ema_decay > 0 else None
     files = None if checkpoint is None else RunFiles.of(checkpoint)
+    written = files if rank == 0 else None  # every rank reads a resumed state; rank 0 writes
     best_loss, best_state, best_metrics, stale = math.inf, None, {}, 0
     history: list[dict[str, float]] = []
     first_epoch = 0
-    state_path = None if files is None else files.state
     if resume:
-        if state_path is None or not state_path.is_file():
-            raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
-        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        if files is None:
+            raise ValueError("resume needs the checkpoint whose training state to continue")
+        if not files.state.is_file():
+            raise FileNotFoundError(f"nothing to resume: {files.state} does not exist")
+        saved = torch.load(files.state, map_location="cpu", weights_only=True)
         if saved.get("kind") != getattr(model, "kind", None):
             raise ValueError(
-                f"{state_path} is a training state of a {saved.get('kind')}, not of a "
+                f"{files.state} is a training state of a {saved.get('kind')}, not of a "
                 f"{getattr(model, 'kind', type(model).__name__)}"
             )
         model.load_state_dict(saved["model"])
@@ -221,24 +221,24 @@ def train(
         row["seconds"] = time.monotonic() - start
         row.update({f"val_{k}": v for k, v in metrics.items()})
         history.append(row)
-        if files is not None:
-            write_history(history, files.log)
+        if written is not None:
+            write_history(history, written.log)
         if log is not None:
             log(row)
         info = {**metadata, "validation": metrics, "epoch": epoch}
         if metrics["loss"] < best_loss:
             best_loss, best_metrics, stale = metrics["loss"], metrics, 0
             best_state = copy.deepcopy(model.state_dict())
-            if files is not None:
-                save_model(model, files.best, info)
+            if written is not None:
+                save_model(model, written.best, info)
         else:
             stale += 1
-        if files is not None:
-            save_model(model, files.last, info)
+        if written is not None:
+            save_model(model, written.last, info)
         if live is not None:
             model.load_state_dict(live)
-        if state_path is not None:
-            _save_state(state_path, model, optimizer, scheduler, ema, rng, epoch, best_loss,
+        if written is not None:
+            _save_state(written.state, model, optimizer, scheduler, ema, rng, epoch, best_loss,
                         best_metrics, stale, best_state, history)  # fmt: skip
         out_of_time = settings.max_seconds and time.monotonic() - start > settings.max_seconds
         if stale >= settings.early_stopping or out_of_time:
