@@ -506,3 +506,51 @@ def test_energy_rescaling_keeps_a_molecules_rotation_and_energy():
     np.testing.assert_allclose(spin, spin0, rtol=1e-8, atol=1e-12)
     u = dyn.rollout.rescaler.energy(dyn.rollout.graph).numpy()
     assert u + k_rot + k_int == pytest.approx(e0, rel=1e-9)
+
+
+def test_a_molecule_starts_without_rigid_rotation():
+    """A fresh run's Maxwell-Boltzmann draw keeps no rotation for an isolated molecule
+    whose angular momentum the forecaster keeps (nothing would ever change it: a frozen
+    random spin); a periodic crystal's velocities are drawn as before."""
+    from ase.build import molecule
+    from ase.md.velocitydistribution import Stationary
+
+    from trajcast_engine.data.reference_md import thermalize
+    from trajcast_engine.simulate import start_velocities
+
+    model = molecule_forecaster()
+    atoms = molecule("CH3CH2OH")
+    start_velocities(atoms, 300.0, 4, model)
+    spin, k_rot, k_int = rigid_parts(atoms)
+    np.testing.assert_allclose(spin, 0.0, atol=1e-12)
+    assert k_rot < 1e-12 and k_int > 0.0
+    np.testing.assert_allclose(atoms.get_momenta().sum(0), 0.0, atol=1e-12)
+    free = molecule("CH3CH2OH")  # the same draw spins when the model does not keep L
+    model.config.conserve_angular_momentum = False
+    start_velocities(free, 300.0, 4, model)
+    assert rigid_parts(free)[1] > 1e-4
+    crystal, drawn = bulk("Cu", cubic=True).repeat(2), bulk("Cu", cubic=True).repeat(2)
+    model.config.conserve_angular_momentum = True
+    start_velocities(crystal, 300.0, 4, model)
+    thermalize(drawn, 300.0, np.random.default_rng(4))
+    Stationary(drawn)
+    np.testing.assert_allclose(crystal.get_momenta(), drawn.get_momenta(), rtol=1e-10)
+
+
+def test_simulate_keeps_a_molecule_from_tumbling(tmp_path):
+    """``simulate`` on the shipped alanine dipeptide: every written frame has (numerically)
+    no angular momentum, so the molecule's spectrum has no tumbling weight at low
+    frequency the reference MD lacks."""
+    from trajcast_engine import analysis
+    from trajcast_engine.simulate import simulate
+
+    out = tmp_path / "ala2.h5"
+    simulate("ala2-amber-forecaster", None, temperature=300.0, steps=20, output=out,
+             seed=2, progress=False, energy_rescale="none", equilibrate_ps=0.1)  # fmt: skip
+    data = analysis.load(out)
+    m = data.masses[:, None]
+    r = data.positions - (m * data.positions).sum(1, keepdims=True) / m.sum()
+    spin = (m * np.cross(r, data.velocities)).sum(1)  # amu Å²/fs
+    per_atom = np.sqrt(KB * 300.0 / data.masses.mean() / (units._amu * 1e10 / units._e))
+    scale = data.masses.sum() * 2.0 * per_atom  # |L| of a draw: ~ M · 2 Å · v_thermal
+    assert np.abs(spin).max() < 1e-5 * scale
