@@ -541,16 +541,16 @@ def test_simulate_keeps_a_molecule_from_tumbling(tmp_path):
     """``simulate`` on the shipped alanine dipeptide: every written frame has (numerically)
     no angular momentum, so the molecule's spectrum has no tumbling weight at low
     frequency the reference MD lacks."""
-    from trajcast_engine import analysis
     from trajcast_engine.simulate import simulate
+    from trajcast_engine.trajectory import TrajectoryReader
 
     out = tmp_path / "ala2.h5"
     simulate("ala2-amber-forecaster", None, temperature=300.0, steps=20, output=out,
              seed=2, progress=False, energy_rescale="none", equilibrate_ps=0.1)  # fmt: skip
-    data = analysis.load(out)
-    m = data.masses[:, None]
-    r = data.positions - (m * data.positions).sum(1, keepdims=True) / m.sum()
-    spin = (m * np.cross(r, data.velocities)).sum(1)  # amu Å²/fs
-    per_atom = np.sqrt(KB * 300.0 / data.masses.mean() / (units._amu * 1e10 / units._e))
-    scale = data.masses.sum() * 2.0 * per_atom  # |L| of a draw: ~ M · 2 Å · v_thermal
+    with TrajectoryReader(out) as reader:
+        frames = reader[:]
+    spin = np.array([rigid_parts(frame)[0] for frame in frames])  # amu Å²/fs
+    masses = frames[0].get_masses()
+    per_atom = np.sqrt(KB * 300.0 / masses.mean() / (units._amu * 1e10 / units._e))
+    scale = masses.sum() * 2.0 * per_atom  # |L| of a draw: ~ M · 2 Å · v_thermal
     assert np.abs(spin).max() < 1e-5 * scale

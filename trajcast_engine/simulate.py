@@ -506,7 +506,7 @@ def start_velocities(atoms: Atoms, temperature: float, seed: int, forecaster: An
 
     thermalize(atoms, temperature, np.random.default_rng(seed))
     Stationary(atoms)
-    keeps = bool(getattr(getattr(forecaster, "config", None), "conserve_angular_momentum", False))
+    keeps = bool(forecaster.config.conserve_angular_momentum)
     if keeps and not atoms.pbc.any() and len(atoms) > 2:
         ZeroRotation(atoms)
 
