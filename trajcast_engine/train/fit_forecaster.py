@@ -43,9 +43,9 @@ from trajcast_engine.data.pairs import (
 )
 from trajcast_engine.graph import AtomicGraph
 from trajcast_engine.nn.forecaster import ForecasterConfig, TrajCastForecaster
-from trajcast_engine.nn.model_io import load_model, save_model
+from trajcast_engine.nn.model_io import load_model
 from trajcast_engine.nn.scatter import scatter_sum
-from trajcast_engine.train.loop import TrainSettings, evaluate_batches, train
+from trajcast_engine.train.loop import TrainSettings, evaluate_batches, save_final_model, train
 
 
 @dataclass
@@ -216,6 +216,5 @@ def fit_forecaster(
     )  # fmt: skip
     final = evaluate_forecaster(model, validation, settings)
     model.metadata = {**info, "validation": final}
-    if checkpoint is not None:
-        save_model(model, checkpoint, model.metadata)
+    save_final_model(model, checkpoint, settings.device)
     return ForecastFitResult(model=model, history=history, validation=final)

@@ -20,7 +20,6 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,9 +28,8 @@ from ase import Atoms
 from ase.io import read
 
 from trajcast_engine.graph import AtomicGraph, from_atoms
-from trajcast_engine.nn.model_io import save_model
 from trajcast_engine.nn.potential import EquivariantPotential, PotentialConfig
-from trajcast_engine.train.loop import TrainSettings, evaluate_batches, train
+from trajcast_engine.train.loop import TrainSettings, evaluate_batches, save_final_model, train
 
 
 @dataclass
@@ -217,6 +215,5 @@ def fit_potential(
     )  # fmt: skip
     final = evaluate(model, validation, settings)
     model.metadata = {**metadata, "validation": final}
-    if checkpoint is not None:
-        save_model(model, Path(checkpoint), model.metadata)
+    save_final_model(model, checkpoint, settings.device)
     return FitResult(model=model, history=history, validation=final)

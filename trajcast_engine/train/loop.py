@@ -272,6 +272,14 @@ def _save_state(path, model, optimizer, scheduler, ema, rng, epoch, best_loss, b
     tmp.replace(path)
 
 
+def save_final_model(model: nn.Module, checkpoint: str | os.PathLike | None, device: str) -> None:
+    """Write the trained ``model`` (with its ``metadata``) to ``checkpoint`` from rank 0
+    only: every rank holds the same weights after :func:`train`, and two ranks writing
+    one file race on its atomic rename."""
+    if checkpoint is not None and distributed_setup(device)[0] == 0:
+        save_model(model, Path(checkpoint), model.metadata)
+
+
 def distributed_setup(device: str) -> tuple[int, int]:
     """``(rank, world size)``; joins the process group ``torchrun`` describes."""
     import os as _os
