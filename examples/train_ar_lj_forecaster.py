@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.01, help="training position noise, Å")
     parser.add_argument("--init-from", help="continue from this model file's weights")
     parser.add_argument("--learning-rate", type=float, default=5e-3)
+    parser.add_argument("--lmax", type=int, default=1, help="highest edge harmonic")
     parser.add_argument("--data-only", action="store_true", help="generate the data and stop")
     args = parser.parse_args()
 
@@ -110,7 +111,7 @@ def main() -> None:
     config = ForecasterConfig(
         species=[18],
         cutoff=6.0,
-        lmax=1,
+        lmax=args.lmax,
         channels=16,
         num_layers=3,
         radial_hidden=32,

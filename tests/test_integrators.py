@@ -533,8 +533,31 @@ def test_a_molecule_starts_without_rigid_rotation():
     model.config.conserve_angular_momentum = True
     start_velocities(crystal, 300.0, 4, model)
     thermalize(drawn, 300.0, np.random.default_rng(4))
-    Stationary(drawn)
+    Stationary(drawn, preserve_temperature=False)
     np.testing.assert_allclose(crystal.get_momenta(), drawn.get_momenta(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_start_velocities_have_the_canonical_kinetic_energy(periodic):
+    """Averaged over seeded draws, the start velocities carry ``k_B T / 2`` per degree of
+    freedom left after removing the centre-of-mass motion (``3N - 3``) and, for a molecule
+    in vacuum, the rotation (``3N - 6``): the removed motion is not rescaled back into the
+    rest (which would start ethanol 29% hot over its 21 internal degrees of freedom)."""
+    from ase.build import molecule
+    from ase.units import kB
+
+    from trajcast_engine.simulate import start_velocities
+
+    model = molecule_forecaster()
+    atoms = bulk("Cu", cubic=True) if periodic else molecule("CH3CH2OH")
+    dof = 3 * len(atoms) - (3 if periodic else 6)
+    draws = 3000
+    ratios = []
+    for seed in range(draws):
+        start_velocities(atoms, 300.0, seed, model)
+        ratios.append(2.0 * atoms.get_kinetic_energy() / (dof * kB * 300.0))
+    error = np.sqrt(2.0 / dof / draws)  # the standard error of a chi-squared mean
+    assert np.mean(ratios) == pytest.approx(1.0, abs=4.0 * error)
 
 
 def test_simulate_keeps_a_molecule_from_tumbling(tmp_path):

@@ -499,16 +499,22 @@ def start_velocities(atoms: Atoms, temperature: float, seed: int, forecaster: An
     canonical sample, and a spectrum with a tumbling molecule's low-frequency weight that
     the reference MD, which zeroes it too (``reference_md._csvr``), does not have. Zero
     angular momentum is also what MD codes do for a molecule in vacuum (GROMACS'
-    ``comm-mode = angular``)."""
+    ``comm-mode = angular``).
+
+    The removed motion is not made up for (ASE's ``preserve_temperature=False``): a
+    Maxwell-Boltzmann draw projected onto the remaining ``3N - 3`` (or ``3N - 6``)
+    degrees of freedom already has their canonical kinetic energy, ``(3N - 3) k_B T / 2``
+    on average. Rescaling it to the draw's ``3N``-counted temperature instead would start
+    a 22-atom molecule about 10% hot (66 / 60), which a run without a thermostat keeps."""
     from ase.md.velocitydistribution import Stationary, ZeroRotation
 
     from trajcast_engine.data.reference_md import thermalize
 
     thermalize(atoms, temperature, np.random.default_rng(seed))
-    Stationary(atoms)
+    Stationary(atoms, preserve_temperature=False)
     keeps = bool(forecaster.config.conserve_angular_momentum)
     if keeps and not atoms.pbc.any() and len(atoms) > 2:
-        ZeroRotation(atoms)
+        ZeroRotation(atoms, preserve_temperature=False)
 
 
 def system_name(model: Any, forecaster: Any) -> str:
