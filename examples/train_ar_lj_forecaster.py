@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--segment-steps", type=int, default=10000)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--noise", type=float, default=0.01, help="training position noise, Å")
+    parser.add_argument("--select-by", default="loss", help="validation metric for the best epoch")
     parser.add_argument("--init-from", help="continue from this model file's weights")
     parser.add_argument("--learning-rate", type=float, default=5e-3)
     parser.add_argument("--lmax", type=int, default=1, help="highest edge harmonic")
@@ -133,6 +134,7 @@ def main() -> None:
         time_reversal=True,
         max_seconds=60.0 * args.minutes,
         position_noise=args.noise,
+        select_by=args.select_by,
         init_from=args.init_from,
     )
 

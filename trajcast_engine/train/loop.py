@@ -11,14 +11,17 @@ Data parallel: launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process draw
 same global batches, computes the loss of its share (``batch[rank::world]``) and the
 gradients are averaged over processes with ``torch.distributed.all_reduce`` before each
 step (gloo on CPU, NCCL on CUDA), so with equal shares the update equals the one-process
-update on the same global batch; rank 0 writes the checkpoints. The best model (lowest
-validation loss) is written to ``checkpoint`` and the latest to ``checkpoint`` with a
-``.last`` suffix, both as ordinary model files (:class:`RunFiles` names every file a run
-writes); ``.state`` holds what a resumed run needs to continue exactly as an
-uninterrupted one would (weights, optimiser, scheduler, weight average, random-generator
-states, history); ``.csv`` the per-epoch log (losses, validation errors, learning rate,
-elapsed seconds), rewritten after every epoch so that it always matches the state a
-resumed run starts from.
+update on the same global batch; rank 0 writes the checkpoints. The best model is the one
+with the lowest validation ``select_by`` metric (by default the loss; a forecaster trained
+with position noise is better chosen by ``velocity_relative``, since its validation loss
+is dominated by a displacement term the noise holds fixed); the same metric drives the
+learning-rate schedule and early stopping. It is written to ``checkpoint`` and the latest
+to ``checkpoint`` with a ``.last`` suffix, both as ordinary model files (:class:`RunFiles`
+names every file a run writes); ``.state`` holds what a resumed run needs to continue
+exactly as an uninterrupted one would (weights, optimiser, scheduler, weight average,
+random-generator states, history); ``.csv`` the per-epoch log (losses, validation
+errors, learning rate, elapsed seconds), rewritten after every epoch so that it always
+matches the state a resumed run starts from.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class TrainSettings:
     device: str = "cpu"
     max_seconds: float | None = None  # stop (keeping the best model) after this long
     amsgrad: bool = True  # False: plain Adam
+    select_by: str = "loss"  # validation metric that picks the best model (lower is better)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "lr_patience", "early_stopping"):
@@ -179,7 +183,13 @@ def train(
         torch.set_rng_state(saved["torch_rng"])
         best_loss, best_metrics, stale = saved["best_loss"], saved["best_metrics"], saved["stale"]
         best_state, history = saved["best_state"], saved["history"]
+        if saved.get("select_by", "loss") != settings.select_by:
+            raise ValueError(
+                f"{files.state} chose its best model by {saved.get('select_by', 'loss')!r}; "
+                f"resume it with the same select_by (got {settings.select_by!r})"
+            )
         first_epoch = saved["epoch"] + 1
+    _check_select_by(model, validation, batches, losses, settings.select_by)
     start = time.monotonic() - (history[-1]["seconds"] if history else 0.0)
     per_epoch = math.ceil(len(training) / settings.batch_size)
     for epoch in range(first_epoch, settings.epochs):
@@ -215,7 +225,8 @@ def train(
         if ema is not None:
             model.load_state_dict(ema.shadow)
         metrics = evaluate_batches(model, validation, batches, losses, settings.batch_size)
-        scheduler.step(metrics["loss"])
+        score = metrics[settings.select_by]
+        scheduler.step(score)
         row = {"epoch": epoch, "train_loss": train_loss / max(seen, 1), "train_examples": seen}
         row["lr"] = optimizer.param_groups[0]["lr"]
         row["seconds"] = time.monotonic() - start
@@ -226,8 +237,8 @@ def train(
         if log is not None:
             log(row)
         info = {**metadata, "validation": metrics, "epoch": epoch}
-        if metrics["loss"] < best_loss:
-            best_loss, best_metrics, stale = metrics["loss"], metrics, 0
+        if score < best_loss:
+            best_loss, best_metrics, stale = score, metrics, 0
             best_state = copy.deepcopy(model.state_dict())
             if written is not None:
                 save_model(model, written.best, info)
@@ -239,7 +250,7 @@ def train(
             model.load_state_dict(live)
         if written is not None:
             _save_state(written.state, model, optimizer, scheduler, ema, rng, epoch, best_loss,
-                        best_metrics, stale, best_state, history)  # fmt: skip
+                        best_metrics, stale, best_state, history, settings.select_by)  # fmt: skip
         out_of_time = settings.max_seconds and time.monotonic() - start > settings.max_seconds
         if stale >= settings.early_stopping or out_of_time:
             break
@@ -249,8 +260,25 @@ def train(
     return history, best_metrics
 
 
+def _check_select_by(model: nn.Module, validation: list, batches: Batches, losses: Losses,
+                     select_by: str) -> None:  # fmt: skip
+    """Fail before the first epoch when ``select_by`` names no validation metric (the
+    metric names are those the loss function returns, read off one validation example)."""
+    if select_by == "loss":
+        return
+    was_training = model.training
+    model.eval()  # no position noise; a potential's forces still need autograd
+    names = set(losses(model, next(iter(batches(validation[:1], 1, None))))) - {"count"}
+    model.train(was_training)
+    if select_by not in names:
+        raise ValueError(
+            f"select_by {select_by!r} is not a validation metric; choose one of: "
+            f"{', '.join(sorted(names))}"
+        )
+
+
 def _save_state(path, model, optimizer, scheduler, ema, rng, epoch, best_loss, best_metrics,
-                stale, best_state, history) -> None:  # fmt: skip
+                stale, best_state, history, select_by) -> None:  # fmt: skip
     """Everything a resumed run needs, written atomically (plain tensors and numbers)."""
     state = {
         "kind": getattr(model, "kind", None),
@@ -261,7 +289,8 @@ def _save_state(path, model, optimizer, scheduler, ema, rng, epoch, best_loss, b
         "rng": rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
         "epoch": epoch,
-        "best_loss": best_loss,
+        "best_loss": best_loss,  # of the select_by metric
+        "select_by": select_by,
         "best_metrics": best_metrics,
         "stale": stale,
         "best_state": best_state,
