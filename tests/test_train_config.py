@@ -37,6 +37,20 @@ def test_printed_default_config_is_a_valid_config(tmp_path, trajectories):
     assert raw["model_type"] == "potential" and "frames" in raw["data"]
 
 
+def test_init_from_and_output_are_relative_to_the_config_file(tmp_path, trajectories):
+    names, folder = trajectories
+    raw = yaml.safe_load(default_config("forecaster"))
+    raw["data"]["trajectories"] = [str(folder / n) for n in names]
+    raw["training"]["init_from"] = "stage1.pt.last"
+    (tmp_path / "runs").mkdir()
+    config = load_config(write(tmp_path / "runs" / "c.yaml", raw))
+    assert config["training"].init_from == str(tmp_path / "runs" / "stage1.pt.last")
+    assert config["output"] == tmp_path / "runs" / "forecaster.pt"
+    raw["training"]["init_from"] = str(tmp_path / "elsewhere.pt")  # absolute: kept
+    config = load_config(write(tmp_path / "runs" / "c.yaml", raw))
+    assert config["training"].init_from == str(tmp_path / "elsewhere.pt")
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

@@ -10,7 +10,7 @@
                                       # LAMMPS dumps): fs between stored frames
       lammps_types: [Cu]              # forecaster, LAMMPS dumps: element of type 1, 2, ...
       frames: [labelled.extxyz]       # potential: frames with energies and forces
-    output: model.pt
+    output: model.pt                  # relative to this file, as is training.init_from
 
 Every key is checked against the dataclass it fills, and every value against the field's
 type, before any data is read: an unknown key or a wrong type is an error naming it.
@@ -125,6 +125,8 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
         raise ValueError(f"data.{data_key} must be a non-empty list of file paths")
     resolved = _expand_sources(sources, path.parent)
+    if training.get("init_from"):  # a model file, like the data: relative to this file
+        training = {**training, "init_from": str(path.parent / training["init_from"])}
     output = raw.get("output", f"{kind}.pt")
     if not isinstance(output, str):
         raise ValueError(f"output must be a file path, got {output!r}")
