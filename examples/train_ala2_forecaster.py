@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--rebuild-structure", action="store_true",
                         help="rebuild the PDB from SMILES (needs rdkit)")  # fmt: skip
     args = parser.parse_args()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
 
     if args.rebuild_structure:
         build_structure(STRUCTURE)

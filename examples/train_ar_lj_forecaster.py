@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--lmax", type=int, default=2, help="highest edge harmonic")
     parser.add_argument("--data-only", action="store_true", help="generate the data and stop")
     args = parser.parse_args()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
 
     # the exact companion: the reference potential itself, for energy rescaling and
     # `trajcast simulate --engine mlip`

@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=5e-3)
     parser.add_argument("--lmax", type=int, default=2, help="highest tensor order")
     args = parser.parse_args()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
 
     calculator = reference_calculator()
     sources = make_data(args.data, calculator, args.segment_steps)
