@@ -183,9 +183,10 @@ def train(
         torch.set_rng_state(saved["torch_rng"])
         best_loss, best_metrics, stale = saved["best_loss"], saved["best_metrics"], saved["stale"]
         best_state, history = saved["best_state"], saved["history"]
-        if saved.get("select_by", "loss") != settings.select_by:
+        chosen_by = saved.get("select_by", "loss")  # states written before select_by: loss
+        if chosen_by != settings.select_by:
             raise ValueError(
-                f"{files.state} chose its best model by {saved.get('select_by', 'loss')!r}; "
+                f"{files.state} chose its best model by {chosen_by!r}; "
                 f"resume it with the same select_by (got {settings.select_by!r})"
             )
         first_epoch = saved["epoch"] + 1
@@ -263,13 +264,11 @@ def train(
 def _check_select_by(model: nn.Module, validation: list, batches: Batches, losses: Losses,
                      select_by: str) -> None:  # fmt: skip
     """Fail before the first epoch when ``select_by`` names no validation metric (the
-    metric names are those the loss function returns, read off one validation example)."""
+    metric names are those the loss function returns, read off one validation example;
+    each epoch puts the model back in training mode)."""
     if select_by == "loss":
         return
-    was_training = model.training
-    model.eval()  # no position noise; a potential's forces still need autograd
-    names = set(losses(model, next(iter(batches(validation[:1], 1, None))))) - {"count"}
-    model.train(was_training)
+    names = evaluate_batches(model, validation[:1], batches, losses, 1)
     if select_by not in names:
         raise ValueError(
             f"select_by {select_by!r} is not a validation metric; choose one of: "
