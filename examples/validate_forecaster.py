@@ -6,8 +6,8 @@ the model's built-in structure under its model card's thermostat (``--thermostat
 ``--tau`` to choose). Compared: RDF (integrated absolute difference ∫|Δg| dr and first
 peak; for the molecule the pair-distance distribution), VDOS overlap, mean temperature and
 its fluctuation against the canonical T·sqrt(2/N_dof), and for the liquid the diffusion
-coefficient. The same metrics between two reference runs of different seeds
-(``--no-baseline`` skips them) give each metric's noise floor at this run length: a
+coefficient, and for a molecule each element's temperature (equipartition). The same
+metrics between two reference runs of different seeds (``--no-baseline`` skips them) give each metric's noise floor at this run length: a
 forecaster is as good as this validation can tell where it matches that floor. The
 speed-up is simulated ps per wall second of the forecaster against classic MD with the
 companion (the ML potential where the model card names one, else the reference calculator
@@ -127,6 +127,11 @@ def summary_line(metrics: dict) -> str:
     if "diffusion" in metrics:
         d = metrics["diffusion"]
         line += f"  D {d['test']:.3f}/{d['reference']:.3f} e-9 m²/s"
+    if "element_temperatures" in metrics:
+        per = metrics["element_temperatures"]
+        line += "  T by element " + ", ".join(
+            f"{s} {per['test'][s]:.0f}/{per['reference'][s]:.0f}" for s in per["reference"]
+        )
     return line
 
 

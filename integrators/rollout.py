@@ -30,6 +30,7 @@ from integrators.energy_rescale import EnergyRescaler
 from integrators.guard import StabilityGuard
 from integrators.kinetics import (
     KB,
+    constrained_shares,
     decompose_velocities,
     kinetic_energies,
     species_temperatures,
@@ -221,13 +222,10 @@ class ForecastRollout:
     def species_temperatures(self) -> dict[int, np.ndarray]:
         """``{Z: (S,) K}`` per-element temperatures (equipartition check)."""
         g = self.graph
+        shares = constrained_shares(g.positions, g.masses, g.system_idx, g.n_systems,
+                                    self.remove_com, self.angular)  # fmt: skip
         return species_temperatures(
-            self.thermal(),
-            g.masses,
-            g.species,
-            g.system_idx,
-            g.n_systems,
-            torch.as_tensor(self.constrained, device=g.device),
+            self.thermal(), g.masses, g.species, g.system_idx, g.n_systems, shares
         )
 
     def target_temperatures(self, time_fs: float | None = None) -> np.ndarray | None:

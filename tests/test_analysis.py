@@ -170,6 +170,43 @@ def test_temperature_leaves_out_drift_and_a_molecules_rigid_rotation():
     np.testing.assert_allclose(analysis.internal_temperatures(moving, 3 * n - 3), hot)
 
 
+def test_element_temperatures_find_the_element_that_runs_hot():
+    """Per-element temperatures of a molecule at equipartition all read the temperature,
+    its rigid rotation and drift left out; carbons whose velocities run 20% fast read
+    hottest, and :func:`analysis.compare` reports both runs."""
+    from ase import units
+    from ase.build import molecule
+
+    rng = np.random.default_rng(3)
+    atoms = molecule("CH3CH2OH")
+    masses, n, frames = atoms.get_masses(), len(atoms), 3000
+    sigma = np.sqrt(units.kB * 300.0 / (masses * units._amu * 1e10 / units._e))
+    r = atoms.positions - atoms.get_center_of_mass()
+
+    def run(carbon_scale: float) -> TrajectoryData:
+        v = rng.normal(size=(frames, n, 3)) * sigma[None, :, None]
+        v[:, atoms.numbers == 6] *= carbon_scale
+        v += np.cross([0.0, 0.0, 0.02], r) + np.array([0.01, 0.0, 0.0])  # rotation, drift
+        return TrajectoryData(
+            positions=np.repeat(atoms.positions[None], frames, axis=0), velocities=v,
+            cells=np.zeros((frames, 3, 3)), times=np.arange(frames) * 10.0, masses=masses,
+            temperatures=None, numbers=atoms.numbers,
+        )  # fmt: skip
+
+    fair, hot = run(1.0), run(1.2)
+    for symbol, t in analysis.element_temperatures(fair).items():
+        assert t == pytest.approx(300.0, rel=0.03), symbol
+    t = analysis.element_temperatures(hot)
+    assert t["C"] > 1.2 * 300.0  # (the removed drift and rotation take some of it)
+    assert t["C"] > 1.1 * max(t["H"], t["O"])
+    metrics = analysis.compare(hot, fair, analysis.degrees_of_freedom(fair))
+    assert metrics["element_temperatures"]["test"]["C"] == t["C"]
+    assert set(metrics["element_temperatures"]["reference"]) == {"C", "H", "O"}
+    one_element = TrajectoryData(fair.positions, fair.velocities, fair.cells, fair.times,
+                                 masses, None, numbers=np.full(n, 6))  # fmt: skip
+    assert "element_temperatures" not in analysis.compare(one_element, one_element, 3 * n - 6)
+
+
 def test_standard_error_of_a_correlated_mean_by_block_averaging():
     """AR(1) with φ = 0.9: the true error of the mean is sqrt((1+φ)/(1-φ)) = 4.4x the naive
     σ/sqrt(n); block averaging must find it, and the naive value for white noise."""

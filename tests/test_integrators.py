@@ -28,7 +28,13 @@ from integrators import (
     StabilityGuard,
     TemperatureSchedule,
 )
-from integrators.kinetics import KB
+from integrators.kinetics import (
+    EV_PER_AMU_A2_FS2,
+    KB,
+    constrained_shares,
+    decompose_velocities,
+    species_temperatures,
+)
 from trajcast_engine.graph import from_atoms
 from trajcast_engine.models import shipped_model_path
 from trajcast_engine.nn.forecaster import ForecasterConfig, TrajCastForecaster
@@ -307,10 +313,42 @@ def test_per_species_temperatures_report_equipartition_loss():
     dyn = ForecastNVE(atoms, model)
     t = dyn.get_species_temperatures()
     mean_t = dyn.get_temperature()
-    counts = {"Au": 4, "Cu": len(atoms) - 4}
-    weighted = sum(counts[s] * t[s] for s in t) / len(atoms)
+    # each atom's share of the 3 removed centre-of-mass degrees of freedom is 3 m_i / M
+    symbols = np.array(atoms.get_chemical_symbols())
+    dof = {s: float(np.sum(3.0 - 3.0 * m[symbols == s] / m.sum())) for s in ("Au", "Cu")}
+    weighted = sum(dof[s] * t[s] for s in t) / sum(dof.values())
     assert weighted == pytest.approx(mean_t, rel=1e-12)
     assert t["Au"] > 3.0 * t["Cu"]
+
+
+def test_species_temperatures_of_a_molecule_at_equipartition_read_the_temperature():
+    """Maxwell-Boltzmann velocities of alanine dipeptide, its centre-of-mass motion and
+    rotation removed: every element reads 300 K once each atom is charged its own share
+    of the six removed degrees of freedom (an even share reads H 7% hot, C
+    and O 9-15% cold)."""
+    from ase.io import read
+
+    from trajcast_engine.models import system_file
+
+    molecule = read(system_file("ala2-amber-forecaster"))
+    n, copies = len(molecule), 6000
+    masses = torch.tensor(molecule.get_masses()).repeat(copies)
+    positions = torch.tensor(molecule.positions).repeat(copies, 1)
+    species = torch.tensor(molecule.numbers).repeat(copies)
+    system_idx = torch.arange(copies).repeat_interleave(n)
+    generator = torch.Generator().manual_seed(5)
+    sigma = torch.sqrt(KB * 300.0 / (masses * EV_PER_AMU_A2_FS2))
+    v = torch.randn(n * copies, 3, generator=generator, dtype=torch.float64) * sigma[:, None]
+    angular = torch.ones(copies, dtype=torch.bool)
+    thermal = decompose_velocities(v, positions, masses, system_idx, copies, True, angular)[0]
+    shares = constrained_shares(positions, masses, system_idx, copies, True, angular)
+    assert shares[:n].sum().item() == pytest.approx(6.0, rel=1e-9)
+    per_element = species_temperatures(thermal, masses, species, system_idx, copies, shares)
+    for z, t in per_element.items():
+        assert t.mean() == pytest.approx(300.0, rel=0.03), z
+    even = species_temperatures(thermal, masses, species, system_idx, copies,
+                                torch.full_like(masses, 6.0 / n))  # fmt: skip
+    assert even[6].mean() < 0.95 * 300.0  # the even share misreads the heavy atoms
 
 
 def test_energy_rescaling_keeps_the_total_energy():

@@ -45,6 +45,7 @@ class TrajectoryData:
     temperatures: np.ndarray | None
     potential_energies: np.ndarray | None = None
     kinetic_energies: np.ndarray | None = None
+    numbers: np.ndarray | None = None  # (N,) atomic numbers
 
 
 def load(path: str | os.PathLike, start: int = 0) -> TrajectoryData:
@@ -75,6 +76,7 @@ def load(path: str | os.PathLike, start: int = 0) -> TrajectoryData:
         temperatures=series([a.info.get("temperature") for a in frames]),
         potential_energies=series([potential(a) for a in frames]),
         kinetic_energies=series([a.info.get("kinetic_energy") for a in frames]),
+        numbers=np.array(frames[0].numbers),
     )
 
 
@@ -226,28 +228,65 @@ def degrees_of_freedom(data: TrajectoryData) -> int:
     return 3 * n - 3 if np.any(data.cells) else max(1, 3 * n - 6)
 
 
+def _frames_as_batch(data: TrajectoryData) -> dict[str, Any]:
+    """The frames as one batch of systems for :mod:`integrators.kinetics` (a frame a
+    system): tensors ``thermal`` (velocities less the centre-of-mass motion, and less the
+    rigid rotation where no frame has a periodic cell), ``positions``, ``masses``,
+    ``system_idx``, the flags ``isolated`` and the count ``frames``."""
+    import torch
+
+    from integrators.kinetics import decompose_velocities
+
+    if data.velocities is None:
+        raise ValueError("the trajectory has no velocities")
+    frames, n = data.velocities.shape[:2]
+    batch = {
+        "positions": torch.from_numpy(data.positions.reshape(-1, 3)),
+        "masses": torch.from_numpy(np.tile(data.masses, frames)),
+        "system_idx": torch.arange(frames).repeat_interleave(n),
+        "isolated": torch.full((frames,), not np.any(data.cells)),
+        "frames": frames,
+    }
+    batch["thermal"] = decompose_velocities(
+        torch.from_numpy(data.velocities.reshape(-1, 3)), batch["positions"], batch["masses"],
+        batch["system_idx"], frames, remove_com=True, angular=batch["isolated"],
+    )[0]  # fmt: skip
+    return batch
+
+
 def internal_temperatures(data: TrajectoryData, n_dof: int) -> np.ndarray:
     """(F,) K from the velocities over ``n_dof`` degrees of freedom: centre-of-mass motion
     removed, and the rigid rotation too where no frame has a periodic cell (module doc).
     Each frame is one system of the integrators' kinetics
     (:func:`integrators.kinetics.decompose_velocities`)."""
-    import torch
+    from integrators.kinetics import KB, kinetic_energies
 
-    from integrators.kinetics import KB, decompose_velocities, kinetic_energies
-
-    if data.velocities is None:
-        raise ValueError("the trajectory has no velocities")
-    frames, n = data.velocities.shape[:2]
-    masses = torch.from_numpy(np.tile(data.masses, frames))
-    system_idx = torch.arange(frames).repeat_interleave(n)
-    isolated = torch.full((frames,), not np.any(data.cells))
-    thermal, _, _ = decompose_velocities(
-        torch.from_numpy(data.velocities.reshape(-1, 3)),
-        torch.from_numpy(data.positions.reshape(-1, 3)),
-        masses, system_idx, frames, remove_com=True, angular=isolated,
-    )  # fmt: skip
-    kinetic = kinetic_energies(thermal, masses, system_idx, frames)
+    b = _frames_as_batch(data)
+    kinetic = kinetic_energies(b["thermal"], b["masses"], b["system_idx"], b["frames"])
     return (2.0 * kinetic / (n_dof * KB)).numpy()
+
+
+def element_temperatures(data: TrajectoryData) -> dict[str, float]:
+    """``{symbol: K}``: each element's kinetic temperature averaged over the frames, from
+    the thermal velocities (as :func:`internal_temperatures`) over that element's own
+    share of the degrees of freedom (:func:`integrators.kinetics.constrained_shares`), so
+    that at equipartition every element reads the system temperature. A learned step that
+    pumps energy into some modes and drains others shows up here, e.g. the oxygens of a
+    molecule running hot under a global thermostat."""
+    import torch
+    from ase.data import chemical_symbols
+
+    from integrators.kinetics import constrained_shares, species_temperatures
+
+    if data.numbers is None:
+        raise ValueError("per-element temperatures need the atomic numbers")
+    b = _frames_as_batch(data)
+    shares = constrained_shares(b["positions"], b["masses"], b["system_idx"], b["frames"],
+                                True, b["isolated"])  # fmt: skip
+    species = torch.from_numpy(np.tile(data.numbers, b["frames"]))
+    per_frame = species_temperatures(b["thermal"], b["masses"], species, b["system_idx"],
+                                     b["frames"], shares)  # fmt: skip
+    return {chemical_symbols[z]: float(np.mean(t)) for z, t in sorted(per_frame.items())}
 
 
 def temperatures(data: TrajectoryData, n_dof: int) -> np.ndarray | None:
@@ -372,7 +411,7 @@ def select_frames(data: TrajectoryData, rows: np.ndarray) -> TrajectoryData:
         cells=data.cells[rows], times=data.times[rows], masses=data.masses,
         temperatures=take(data.temperatures),
         potential_energies=take(data.potential_energies),
-        kinetic_energies=take(data.kinetic_energies),
+        kinetic_energies=take(data.kinetic_energies), numbers=data.numbers,
     )  # fmt: skip
 
 
@@ -395,6 +434,12 @@ def compare(
         result["temperature"] = {
             "test": temperature_summary(test, n_dof),
             "reference": temperature_summary(reference, n_dof),
+        }
+    both = all(d.velocities is not None and d.numbers is not None for d in (test, reference))
+    if both and len(set(test.numbers.tolist())) > 1:  # equipartition between elements
+        result["element_temperatures"] = {
+            "test": element_temperatures(test),
+            "reference": element_temperatures(reference),
         }
     if diffusion:
         d_t, d_r = diffusion_coefficient(test), diffusion_coefficient(reference)

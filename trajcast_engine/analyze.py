@@ -39,6 +39,7 @@ def analyze(
 ) -> dict[str, Any]:
     """Write ``rdf.png``, ``vdos.png``, ``msd.png``, ``temperature.png``, ``energy.png``
     (kinetic, and potential and total relative to the first frame, per atom, when stored),
+    with per-element temperatures in the summary where there are several elements,
     ``drift.png`` (the trajectory's RDF, first peak and RMS fluctuation in five stretches,
     :func:`~trajcast_engine.analysis.drift`; from 10 frames on) and ``summary.json`` into
     ``output_dir`` (default: ``{trajectory stem}_analysis``); ``skip`` drops the first
@@ -115,6 +116,10 @@ def analyze(
         ax.set(xlabel="t (ps)", ylabel="T (K)", title="Temperature")
         ax.legend()
         plots.append(_save(fig, out / "temperature.png"))
+    for name, data in runs.items():  # equipartition between elements
+        if data.velocities is not None and len(set(data.numbers.tolist())) > 1:
+            per_element = analysis.element_temperatures(data)
+            summary.setdefault("element_temperatures", {})[name] = per_element
 
     energies = {name: d for name, d in runs.items() if d.kinetic_energies is not None}
     if energies:

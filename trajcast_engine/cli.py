@@ -288,6 +288,9 @@ def _analyze(args: argparse.Namespace) -> int:
     if "temperature" in summary:
         t = summary["temperature"]["trajectory"]
         print(f"T        {analysis.format_temperature(t)}")
+    for name, per_element in summary.get("element_temperatures", {}).items():
+        values = ", ".join(f"{symbol} {t:.1f}" for symbol, t in per_element.items())
+        print(f"T (K) by element, {name}: {values}")
     if "drift" in summary:
         print("drift    stretch (ps)        T (K)   1st peak (Å, height)   ∫|Δg| vs 1st "
               "(noise) Å   RMS fluct. (Å)")  # fmt: skip
