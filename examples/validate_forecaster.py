@@ -7,8 +7,9 @@ the model's built-in structure under its model card's thermostat (``--thermostat
 peak; for the molecule the pair-distance distribution), VDOS overlap, mean temperature and
 its fluctuation against the canonical T·sqrt(2/N_dof), and for the liquid the diffusion
 coefficient, and for a molecule each element's temperature (equipartition). The same
-metrics between two reference runs of different seeds (``--no-baseline`` skips them) give each metric's noise floor at this run length: a
-forecaster is as good as this validation can tell where it matches that floor. The
+metrics between two reference runs of different seeds (``--no-baseline`` skips them)
+give each metric's noise floor at this run length: a forecaster is as good as this
+validation can tell where it matches that floor. The
 speed-up is simulated ps per wall second of the forecaster against classic MD with the
 companion (the ML potential where the model card names one, else the reference calculator
 itself) at the reference step, same process.
