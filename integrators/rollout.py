@@ -183,7 +183,6 @@ class ForecastRollout:
         self.angular = None if kept is None else kept(g)  # (S,) bool: angular momentum kept
         counts = g.atoms_per_system.cpu().numpy()
         constrained = self.model.constrained_dof(g).cpu().numpy()
-        self.constrained = constrained
         self.degrees_of_freedom = (3 * counts - constrained).astype(np.float64)
 
     # ---- observables -----------------------------------------------------------------

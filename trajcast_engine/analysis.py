@@ -266,6 +266,13 @@ def internal_temperatures(data: TrajectoryData, n_dof: int) -> np.ndarray:
     return (2.0 * kinetic / (n_dof * KB)).numpy()
 
 
+def several_elements_moving(data: TrajectoryData) -> bool:
+    """Whether :func:`element_temperatures` has anything to compare: velocities and more
+    than one element."""
+    return (data.velocities is not None and data.numbers is not None
+            and len(np.unique(data.numbers)) > 1)  # fmt: skip
+
+
 def element_temperatures(data: TrajectoryData) -> dict[str, float]:
     """``{symbol: K}``: each element's kinetic temperature averaged over the frames, from
     the thermal velocities (as :func:`internal_temperatures`) over that element's own
@@ -435,8 +442,7 @@ def compare(
             "test": temperature_summary(test, n_dof),
             "reference": temperature_summary(reference, n_dof),
         }
-    both = all(d.velocities is not None and d.numbers is not None for d in (test, reference))
-    if both and len(set(test.numbers.tolist())) > 1:  # equipartition between elements
+    if several_elements_moving(test) and several_elements_moving(reference):  # equipartition
         result["element_temperatures"] = {
             "test": element_temperatures(test),
             "reference": element_temperatures(reference),

@@ -117,7 +117,7 @@ def analyze(
         ax.legend()
         plots.append(_save(fig, out / "temperature.png"))
     for name, data in runs.items():  # equipartition between elements
-        if data.velocities is not None and len(set(data.numbers.tolist())) > 1:
+        if analysis.several_elements_moving(data):
             per_element = analysis.element_temperatures(data)
             summary.setdefault("element_temperatures", {})[name] = per_element
 
