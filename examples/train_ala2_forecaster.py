@@ -123,6 +123,8 @@ def main() -> None:
     parser.add_argument("--select-by", default="loss", help="validation metric for the best epoch")
     parser.add_argument("--init-from", help="continue from this model file's weights")
     parser.add_argument("--learning-rate", type=float, default=5e-3)
+    parser.add_argument("--rollout-steps", type=int, default=1,
+                        help="strides chained in the loss (1: one-step pairs)")  # fmt: skip
     parser.add_argument("--data-only", action="store_true", help="generate the data and stop")
     parser.add_argument("--rebuild-structure", action="store_true",
                         help="rebuild the PDB from SMILES (needs rdkit)")  # fmt: skip
@@ -162,6 +164,7 @@ def main() -> None:
         position_noise=args.noise,
         select_by=args.select_by,
         init_from=args.init_from,
+        rollout_steps=args.rollout_steps,
     )
 
     metadata = {

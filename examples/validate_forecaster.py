@@ -1,7 +1,9 @@
 """Validate a shipped forecaster against held-out reference MD, and time it.
 
 For each temperature: fresh reference MD (seeds never used in training; NVT equilibration,
-then CSVR at the reference step, frames every stride) against a forecaster rollout from
+then CSVR at the reference step, frames every stride; ``--reference-thermostat langevin``:
+the rollout's own Langevin thermostat, a kick every stride with the rollout's τ, so that
+both share one friction) against a forecaster rollout from
 the model's built-in structure under its model card's thermostat (``--thermostat`` and
 ``--tau`` to choose). Compared: RDF (integrated absolute difference ∫|Δg| dr and first
 peak; for the molecule the pair-distance distribution), VDOS overlap, mean temperature and
@@ -85,8 +87,11 @@ SETUPS = {
 
 
 def reference_run(model: str, setup: Setup, md_step: float, stride: int, temperature: float,
-                  frames: int, seed: int, path: Path) -> Path:  # fmt: skip
-    """Fresh reference MD under CSVR at the reference step, a frame every stride."""
+                  frames: int, seed: int, path: Path, thermostat: str = "csvr",
+                  tau_fs: float | None = None) -> Path:  # fmt: skip
+    """Fresh reference MD at the reference step, a frame every stride, under CSVR with the
+    setup's τ, or under the forecaster's Langevin thermostat (a kick every stride, τ
+    ``tau_fs``)."""
     settings = ReferenceSettings(
         temperature=temperature,
         md_timestep=md_step,
@@ -94,8 +99,9 @@ def reference_run(model: str, setup: Setup, md_step: float, stride: int, tempera
         segments=1,
         segment_steps=stride * frames,
         write_every=stride,
-        production="csvr",
-        tau=setup.tau_fs,
+        production=thermostat,
+        tau=setup.tau_fs if tau_fs is None else tau_fs,
+        thermostat_every=stride,
         seed=seed,
     )
     return run_reference_md(default_system(model), setup.calculator, settings, path,
@@ -165,6 +171,9 @@ def main() -> None:
     parser.add_argument("--thermostat", choices=("csvr", "langevin"),
                         help="the rollout's (default: the model card's, else csvr)")  # fmt: skip
     parser.add_argument("--tau", type=float, help="the rollout's thermostat time (fs)")
+    parser.add_argument("--reference-thermostat", choices=("csvr", "langevin"), default="csvr",
+                        help="the reference's: CSVR (the issue's NVT), or the rollout's "
+                             "Langevin with the rollout's τ")  # fmt: skip
     parser.add_argument(
         "--no-baseline", dest="baseline", action="store_false",
         help="skip the second reference run (the metrics' noise floor)",
@@ -177,8 +186,14 @@ def main() -> None:
     md_step, stride = float(config["md_timestep"]), int(config["stride"])
     results = {}
 
+    meta = read_model_file(model).get("metadata", {})
+    langevin_tau = args.tau or meta.get("thermostat_tau_fs") or 10.0 * md_step * stride
+
     def fresh_reference(temperature: float, seed: int, path: Path) -> Path:
         frames = args.steps + args.burn
+        if args.reference_thermostat == "langevin":
+            return reference_run(args.model, setup, md_step, stride, temperature, frames, seed,
+                                 path, "langevin", float(langevin_tau))  # fmt: skip
         return reference_run(args.model, setup, md_step, stride, temperature, frames, seed, path)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,6 +227,10 @@ def main() -> None:
                 ran = reader.provenance
             metrics["rollout_thermostat"] = {"name": ran["thermostat"],
                                              "tau_fs": ran["thermostat_tau_fs"]}  # fmt: skip
+            metrics["reference_thermostat"] = {
+                "name": args.reference_thermostat,
+                "tau_fs": langevin_tau if args.reference_thermostat == "langevin" else setup.tau_fs,
+            }
             print(f"{temperature:6.0f} K  forecaster vs reference: {summary_line(metrics)}"
                   f"  speed-up {metrics['speed']['speed_up']:.2f}x", flush=True)  # fmt: skip
             if args.baseline:

@@ -262,11 +262,12 @@ def test_noise_training_and_fine_tuning_from_a_model_file(tmp_path, reference):
         fit_forecaster(split, wrong, tuned)
 
 
-def test_csvr_reference_holds_a_molecules_internal_temperature(tmp_path):
-    """Validation references (CSVR production) of a cluster in vacuum: the internal
-    motion (3N - 6, what the analysis counts) sits at the target temperature and the
-    conserved angular momentum stays zero. ASE's default count (3N) ran a 13-atom
-    cluster 18% hot (39/33)."""
+@pytest.mark.parametrize("production", ["csvr", "langevin"])
+def test_thermostatted_reference_holds_a_molecules_internal_temperature(tmp_path, production):
+    """Validation references (CSVR or Langevin production) of a cluster in vacuum: the
+    internal motion (3N - 6, what the analysis counts) sits at the target temperature and
+    the conserved angular momentum stays zero. ASE's default count (3N) ran a 13-atom
+    cluster 18% hot (39/33) under CSVR."""
     from ase.cluster import Icosahedron
 
     from trajcast_engine import analysis
@@ -275,7 +276,8 @@ def test_csvr_reference_holds_a_molecules_internal_temperature(tmp_path):
     assert len(cluster) == 13
     settings = ReferenceSettings(temperature=500.0, md_timestep=2.0, equilibration_steps=200,
                                  segments=1, segment_steps=3000, write_every=5,
-                                 production="csvr", tau=20.0, seed=3)  # fmt: skip
+                                 production=production, tau=20.0, thermostat_every=5,
+                                 seed=3)  # fmt: skip
     path = run_reference_md(cluster, "emt", settings, tmp_path / "cluster.h5")[0]
     data = analysis.load(path, start=20)
     series = analysis.temperatures(data, analysis.degrees_of_freedom(data))
@@ -302,3 +304,76 @@ def test_csvr_reference_refuses_an_ase_bussi_it_cannot_correct(tmp_path, monkeyp
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
     with pytest.raises(RuntimeError, match="Bussi thermostat has no target_kinetic_energy"):
         run_reference_md(atoms, "emt", settings, tmp_path / "ref.h5")
+
+
+def test_rollout_pairs_chain_the_reference_both_ways(reference):
+    frames = load_trajectory(reference[0])  # a frame every 2 fs
+    chained = pairs_from_frames(frames, 10.0, time_reversal=True, rollout_steps=3)
+    single = pairs_from_frames(frames, 10.0, time_reversal=True)
+    double = pairs_from_frames(frames, 20.0, time_reversal=True)
+    triple = pairs_from_frames(frames, 30.0, time_reversal=True)
+    assert len(chained) == len(triple) and chained[0].steps == 3 and single[0].steps == 1
+    forward = chained[0]
+    assert torch.allclose(forward.displacements, single[0].displacements)
+    assert torch.allclose(forward.later_displacements[0], double[0].displacements)
+    assert torch.allclose(forward.later_displacements[1], triple[0].displacements)
+    assert torch.allclose(forward.later_velocities[1], triple[0].velocities)
+    # reversed: from r(t + 3Δt), -v(t + 3Δt) back through t + 2Δt, t + Δt to t
+    backward, (rev1, rev3) = chained[1], (single[2 * 10 + 1], triple[1])
+    assert torch.allclose(backward.graph.positions, rev3.graph.positions)
+    assert torch.allclose(backward.graph.velocities, rev3.graph.velocities)
+    assert torch.allclose(backward.displacements, rev1.displacements)
+    assert torch.allclose(backward.velocities, rev1.velocities)
+    assert torch.allclose(backward.later_displacements[1], rev3.displacements)
+    assert torch.allclose(backward.later_velocities[1], rev3.velocities)
+    with pytest.raises(ValueError, match="do not fit in the trajectory"):
+        pairs_from_frames(frames, 10.0, rollout_steps=13)
+    with pytest.raises(ValueError, match="rollout_steps must be a positive integer"):
+        ForecastFitSettings(rollout_steps=0)
+    with pytest.raises(ValueError, match="position_noise must be >= 0"):
+        ForecastFitSettings(position_noise=-0.01)
+
+
+def test_rollout_loss_feeds_each_forecast_back_as_the_next_input(reference):
+    from trajcast_engine.train.fit_forecaster import _loss_fn
+
+    config = ForecasterConfig(
+        species=[29], cutoff=4.0, lmax=1, channels=4, num_layers=1, radial_hidden=8,
+        md_timestep=2.0, stride=5,
+    )  # fmt: skip
+    pairs = build_pairs(reference[:1], config.timestep, every=7, rollout_steps=2)[:3]
+    model = TrajCastForecaster(config)
+    model.set_normalization(displacement_scale=0.05, velocity_scale=0.01,
+                            avg_num_neighbors=12.0, max_speed=0.05)  # fmt: skip
+    model.eval()
+    settings = ForecastFitSettings(rollout_steps=2)
+    terms = _loss_fn(settings)(model, pairs)
+    # by hand: one forecast from each start, a second from the first's output
+    expected = []
+    for p in pairs:
+        torch.set_grad_enabled(False)
+        g = p.graph.with_neighbors(config.cutoff)
+        one = model(g)
+        g2 = g.replace(positions=g.positions + one["displacements"], velocities=one["velocities"])
+        two = model(g2.with_neighbors(config.cutoff))
+        errs = [
+            ((one["displacements"] - p.displacements) / 0.05,
+             (one["velocities"] - p.velocities) / 0.01),
+            ((one["displacements"] + two["displacements"] - p.later_displacements[0]) / 0.05,
+             (two["velocities"] - p.later_velocities[0]) / 0.01),
+        ]  # fmt: skip
+        expected.append([float(r.pow(2).mean() + v.pow(2).mean()) for r, v in errs])
+    torch.set_grad_enabled(True)
+    expected = np.mean(expected, axis=0)  # same atom count per pair: batch mean = mean
+    assert float(terms["loss"]) == pytest.approx(expected.mean(), rel=1e-5)
+    assert float(terms["rollout_velocity_relative"]) > 0
+    one_step = _loss_fn(ForecastFitSettings())(model, pairs)
+    assert float(one_step["loss"]) == pytest.approx(expected[0], rel=1e-5)
+    assert float(one_step["velocity_relative"]) == pytest.approx(
+        float(terms["velocity_relative"]), rel=1e-6
+    )
+    # and a whole (tiny) fit with it: the chained error is logged each epoch
+    fit = fit_forecaster(reference, config, ForecastFitSettings(epochs=1, batch_size=4, every=9,
+                         rollout_steps=2, position_noise=0.01))  # fmt: skip
+    assert np.isfinite(fit.history[0]["val_rollout_velocity_relative"])
+    assert np.isfinite(fit.validation["rollout_velocity_relative"])

@@ -12,6 +12,11 @@ Time-reversal augmentation adds the reversed pair ``(r(t+Δt), -v(t+Δt)) -> (-�
 exact for Hamiltonian dynamics (Thiemann et al., arXiv 2503.23794). Splits are by
 trajectory, so no validation frame neighbours a training frame in time. Units: Å, fs,
 Å/fs.
+
+With ``rollout_steps = K > 1`` a pair also carries the reference K - 1 strides further:
+``r(t + jΔt) - r(t)`` (the sum of the minimum-image steps) and ``v(t + jΔt)`` for
+j = 2..K, the targets of a loss over K chained forecasts (:mod:`trajcast_engine.train.
+fit_forecaster`); start frames without K strides ahead of them are skipped.
 """
 
 from __future__ import annotations
@@ -37,6 +42,14 @@ class TrainingPair:
     displacements: torch.Tensor  # (N, 3) Å
     velocities: torch.Tensor  # (N, 3) Å/fs
     trajectory: int
+    # (K - 1, N, 3): r(t + jΔt) - r(t) and v(t + jΔt) for j = 2..K (rollout_steps K > 1)
+    later_displacements: torch.Tensor | None = None
+    later_velocities: torch.Tensor | None = None
+
+    @property
+    def steps(self) -> int:
+        """Strides of reference this pair holds (1 + the later ones)."""
+        return 1 if self.later_displacements is None else 1 + len(self.later_displacements)
 
 
 def load_trajectory(
@@ -176,30 +189,52 @@ def pairs_from_frames(
     time_reversal: bool = False,
     name: str = "trajectory",
     dtype: torch.dtype = torch.float64,
+    rollout_steps: int = 1,
 ) -> list[TrainingPair]:
-    """Pairs ``(k, k + Δt/δ)`` for every ``every``-th start frame (see module doc)."""
+    """Pairs ``(k, k + Δt/δ)`` for every ``every``-th start frame, with the reference
+    ``rollout_steps - 1`` strides further when that is above 1 (see module doc)."""
     offset, n = frame_offset(frames, timestep_fs, name)
+    steps = int(rollout_steps)
+    if steps < 1:
+        raise ValueError(f"rollout_steps must be >= 1, got {rollout_steps}")
+    if steps * offset >= n:
+        raise ValueError(
+            f"{name}: {steps} strides of {timestep_fs:g} fs ({steps * offset} frames) do not "
+            f"fit in the trajectory ({n} frames)"
+        )
+
+    def tensor(x) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x), dtype=dtype)
+
+    def pair(start: Atoms, positions, velocities, path, speeds) -> TrainingPair:
+        # path: (K, N, 3) displacements from ``positions``; speeds: (K, N, 3) velocities
+        state = start.copy()
+        state.positions = positions
+        state.set_velocities(velocities / units.fs)
+        later = len(path) > 1
+        return TrainingPair(
+            graph=from_atoms(state, dtype=dtype),
+            displacements=tensor(path[0]),
+            velocities=tensor(speeds[0]),
+            trajectory=trajectory,
+            later_displacements=tensor(path[1:]) if later else None,
+            later_velocities=tensor(speeds[1:]) if later else None,
+        )
+
     pairs = []
-    for k in range(0, n - offset, int(every)):
-        a, b = frames[k], frames[k + offset]
-        delta = minimum_image(b.positions - a.positions, a.cell.array, a.pbc)
-        v0 = a.get_velocities() * units.fs
-        v1 = b.get_velocities() * units.fs
-
-        def pair(start: Atoms, positions, velocities, dr, v_new) -> TrainingPair:
-            state = start.copy()
-            state.positions = positions
-            state.set_velocities(velocities / units.fs)
-            return TrainingPair(
-                graph=from_atoms(state, dtype=dtype),
-                displacements=torch.as_tensor(dr, dtype=dtype),
-                velocities=torch.as_tensor(v_new, dtype=dtype),
-                trajectory=trajectory,
-            )
-
-        pairs.append(pair(a, a.positions, v0, delta, v1))
+    for k in range(0, n - steps * offset, int(every)):
+        chain = [frames[k + j * offset] for j in range(steps + 1)]
+        steps_dr = [minimum_image(b.positions - a.positions, a.cell.array, a.pbc)
+                    for a, b in zip(chain[:-1], chain[1:], strict=True)]  # fmt: skip
+        path = np.cumsum(steps_dr, axis=0)  # r(t + jΔt) - r(t), j = 1..K
+        v = [a.get_velocities() * units.fs for a in chain]
+        first = chain[0]
+        pairs.append(pair(first, first.positions, v[0], path, v[1:]))
         if time_reversal:
-            pairs.append(pair(a, a.positions + delta, -v1, -delta, -v0))
+            # from r(t + KΔt) with -v(t + KΔt) back to r(t + (K - j)Δt), -v(t + (K - j)Δt)
+            end = first.positions + path[-1]
+            back = np.concatenate([path[-2::-1], np.zeros_like(path[:1])]) - path[-1]
+            pairs.append(pair(first, end, -v[-1], back, [-u for u in v[-2::-1]]))
     return pairs
 
 
@@ -211,15 +246,18 @@ def build_pairs(
     frame_interval_fs: float | None = None,
     dtype: torch.dtype = torch.float64,
     lammps_types: Sequence[str | int] | None = None,
+    rollout_steps: int = 1,
 ) -> list[TrainingPair]:
     """Pairs from several trajectory files; ``pair.trajectory`` is the file's index
-    (``frame_interval_fs`` and ``lammps_types`` as in :func:`load_trajectory`)."""
+    (``frame_interval_fs`` and ``lammps_types`` as in :func:`load_trajectory`,
+    ``rollout_steps`` as in :func:`pairs_from_frames`)."""
     if not sources:
         raise ValueError("no trajectories given")
     pairs: list[TrainingPair] = []
     for t, source in enumerate(sources):
         frames = load_trajectory(source, frame_interval_fs, lammps_types)
-        pairs += pairs_from_frames(frames, timestep_fs, t, every, time_reversal, str(source), dtype)
+        pairs += pairs_from_frames(frames, timestep_fs, t, every, time_reversal, str(source), dtype,
+                                   rollout_steps)  # fmt: skip
     return pairs
 
 

@@ -4,7 +4,8 @@ A run is an optional melt (NVT at a high temperature, for a liquid started from 
 crystal), an NVT equilibration (Langevin at the target temperature, with the centre of
 mass fixed through ASE's ``FixCom`` constraint and ``fixcm=False``, the combination that
 samples NVT correctly in ASE 3.29) followed by ``segments`` production segments in NVE
-(velocity Verlet; or, for validation references, under the Bussi CSVR thermostat), each
+(velocity Verlet; or, for validation references, under the Bussi CSVR thermostat or a
+Langevin thermostat on the internal motion, the forecaster's own two), each
 written through the HDF5 writer with positions, velocities and
 energies in full precision. Between segments a short NVT stretch decorrelates the
 segments (TrajCast's protocol: NVT equilibration, then NVE segments; Thiemann et al.,
@@ -49,8 +50,9 @@ class ReferenceSettings:
     decorrelation_steps: int = 500
     write_every: int = 1
     friction: float = 0.01  # 1/fs, Langevin during equilibration
-    production: str = "nve"  # or "csvr": Bussi thermostat in the segments (validation runs)
-    tau: float = 100.0  # fs, CSVR time of "csvr" production
+    production: str = "nve"  # or "csvr" / "langevin": thermostatted segments (validation)
+    tau: float = 100.0  # fs, thermostat time of "csvr" / "langevin" production
+    thermostat_every: int = 1  # MD steps between the Langevin kicks of "langevin" production
     melt_temperature: float | None = None  # K: first melt (liquids started from a crystal)
     melt_steps: int = 0  # steps of NVT at melt_temperature before the equilibration
     seed: int = 0
@@ -64,10 +66,14 @@ class ReferenceSettings:
                      "melt_steps"):  # fmt: skip
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.production not in ("nve", "csvr"):
-            raise ValueError(f"production must be 'nve' or 'csvr', got {self.production!r}")
+        if self.production not in ("nve", "csvr", "langevin"):
+            raise ValueError(
+                f"production must be 'nve', 'csvr' or 'langevin', got {self.production!r}"
+            )
         if int(self.write_every) < 1 or int(self.segment_steps) < 1:
             raise ValueError("write_every and segment_steps must be >= 1")
+        if int(self.thermostat_every) < 1 or not self.tau > 0:
+            raise ValueError("thermostat_every must be >= 1 and tau > 0 fs")
         if self.melt_temperature is not None and not self.melt_temperature > 0:
             raise ValueError(f"melt_temperature must be > 0 K, got {self.melt_temperature}")
 
@@ -199,10 +205,11 @@ def run_reference_md(
         if k:
             thermalise(int(settings.decorrelation_steps), f"decorrelation {k}")
         path = output.with_name(f"{output.stem}_seg{k}.h5")
-        if settings.production == "csvr":
-            dyn = _csvr(atoms, dt, settings, np.random.default_rng(rng.integers(2**63)))
-        else:
+        if settings.production == "nve":
             dyn = VelocityVerlet(atoms, dt)
+        else:  # a thermostat with its own generator (NVE draws none: its data unchanged)
+            thermostat = _csvr if settings.production == "csvr" else _internal_langevin
+            dyn = thermostat(atoms, dt, settings, np.random.default_rng(rng.integers(2**63)))
         with TrajectoryWriter(
             path,
             atoms,
@@ -249,6 +256,44 @@ def _csvr(atoms: Atoms, dt: float, settings: ReferenceSettings, rng: np.random.G
         )
     dyn.ndof = n_dof  # ASE's own count comes from the constraints alone
     dyn.target_kinetic_energy = 0.5 * dyn.temp * n_dof
+    return dyn
+
+
+def _internal_langevin(atoms: Atoms, dt: float, settings: ReferenceSettings,
+                       rng: np.random.Generator) -> VelocityVerlet:  # fmt: skip
+    """Velocity Verlet with an exact Ornstein-Uhlenbeck step on the internal velocities
+    every ``thermostat_every`` MD steps: the Langevin thermostat of the forecaster's
+    rollouts (:mod:`integrators.thermostats`), so that a rollout and its reference share
+    one friction. With ``h = thermostat_every · dt`` and ``c = exp(-h/τ)`` (friction
+    γ = 1/τ),
+
+        v_i <- c v_i + sqrt((1 - c²) k_B T / m_i) ξ_i,     ξ_i ~ N(0, 1)³,
+
+    then the centre-of-mass velocity (and in vacuum the rigid rotation) is removed again:
+    both start at zero and the forces conserve them, so this removes them from the noise
+    alone (the thermostat acts on the 3N - 3, or 3N - 6, internal degrees of freedom).
+    Units: fs, K; ASE's velocity units inside. (Leimkuhler & Matthews, Appl. Math. Res.
+    Express 2013, 34.)
+    """
+    atoms.set_constraint(FixCom())
+    Stationary(atoms)
+    isolated = not atoms.pbc.any() and len(atoms) > 2
+    if isolated:
+        ZeroRotation(atoms)
+    every = int(settings.thermostat_every)
+    c = float(np.exp(-every * dt / (settings.tau * units.fs)))
+    masses = atoms.get_masses()[:, None]
+    sigma = np.sqrt((1.0 - c * c) * units.kB * settings.temperature / masses)
+
+    def kick() -> None:
+        v = atoms.get_velocities()
+        atoms.set_velocities(c * v + sigma * rng.standard_normal(v.shape))
+        Stationary(atoms)
+        if isolated:
+            ZeroRotation(atoms)
+
+    dyn = VelocityVerlet(atoms, dt)
+    dyn.attach(kick, interval=every)
     return dyn
 
 
