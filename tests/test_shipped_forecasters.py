@@ -21,13 +21,14 @@ pytestmark = pytest.mark.slow
 
 
 def rollout_and_reference(tmp_path, model, calculator, parameters, temperature, md_step,
-                          stride, steps, burn, tau, equilibration, reference_frames):  # fmt: skip
+                          stride, steps, burn, tau, equilibration, reference_frames,
+                          production="csvr"):  # fmt: skip
     if not shipped_model_available(model):
         pytest.skip(f"{model} is not built")
     settings = ReferenceSettings(
         temperature=temperature, md_timestep=md_step, equilibration_steps=equilibration,
         segments=1, segment_steps=stride * reference_frames, write_every=stride,
-        production="csvr", tau=tau, seed=4242,
+        production=production, tau=tau, thermostat_every=stride, seed=4242,
     )  # fmt: skip
     ref = run_reference_md(default_system(model), calculator, settings, tmp_path / "ref.h5",
                            calculator_parameters=parameters)[0]  # fmt: skip
@@ -82,7 +83,7 @@ def test_alanine_dipeptide_forecaster_holds_temperature_and_bonds(tmp_path):
     """The molecule: stable, at its temperature (internal motion over 3N - 6), with the
     reference's bond lengths and C-H bond vibration (the C-H peak height: weights trained
     with more input noise damped the bonds and, under CSVR, put it 40-80% too high); the
-    spectrum target is not met yet (model card). 20 ps each: over 3 ps a 22-atom
+    spectrum against MD under the same Langevin thermostat. 20 ps each: over 3 ps a 22-atom
     molecule's mean temperature and C-H peak height vary by more than these tolerances
     between seeds (278.7 K, and a reference peak of 0.68 against 0.58 over 250 ps). Each
     element's temperature checks equipartition."""
@@ -90,8 +91,8 @@ def test_alanine_dipeptide_forecaster_holds_temperature_and_bonds(tmp_path):
     rollout, reference = rollout_and_reference(
         tmp_path, "ala2-amber-forecaster",
         "trajcast_engine.data.openmm_calculator:OpenMMCalculator", {"pdb": pdb},
-        temperature=300.0, md_step=0.5, stride=10, steps=4000, burn=200, tau=100.0,
-        equilibration=2000, reference_frames=4000,
+        temperature=300.0, md_step=0.5, stride=10, steps=4000, burn=200, tau=200.0,
+        equilibration=2000, reference_frames=4000, production="langevin",
     )  # fmt: skip
     metrics = analysis.compare(rollout, reference, 3 * 22 - 6)
     assert metrics["temperature"]["test"]["mean"] == pytest.approx(300.0, rel=0.05)
@@ -100,7 +101,10 @@ def test_alanine_dipeptide_forecaster_holds_temperature_and_bonds(tmp_path):
     height = metrics["rdf_first_peak_height"]
     assert height["test"] == pytest.approx(height["reference"], rel=0.25)
     assert metrics["rdf_integrated_abs_difference"] < 0.3
-    assert metrics["vdos_overlap"] > 0.5
+    # against MD under the rollout's own Langevin thermostat (τ = 200 fs): 20 ps windows
+    # of 250 ps runs scored 0.91-0.94 (two references 0.92-0.94); against CSVR MD the
+    # friction alone costs about 0.1 (model card)
+    assert metrics["vdos_overlap"] > 0.85, metrics["vdos_overlap"]
     # equipartition: under CSVR the carbons of these weights ran 16% hot over 50 ps; the
     # default Langevin keeps each element's 5 ps means within 3-6% (H and C, 6 atoms or
     # more; the 2 N and 3 O atoms scatter by 7-10% over 20 ps in the reference itself)
