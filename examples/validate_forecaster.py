@@ -186,28 +186,30 @@ def main() -> None:
     md_step, stride = float(config["md_timestep"]), int(config["stride"])
     results = {}
 
-    meta = read_model_file(model).get("metadata", {})
-    langevin_tau = args.tau or meta.get("thermostat_tau_fs") or 10.0 * md_step * stride
-
-    def fresh_reference(temperature: float, seed: int, path: Path) -> Path:
+    def fresh_reference(temperature: float, seed: int, path: Path, tau_fs: float) -> Path:
+        """Reference MD under ``--reference-thermostat``: CSVR with the setup's τ, or
+        Langevin with ``tau_fs``, the τ the rollout ran with."""
         frames = args.steps + args.burn
         if args.reference_thermostat == "langevin":
             return reference_run(args.model, setup, md_step, stride, temperature, frames, seed,
-                                 path, "langevin", float(langevin_tau))  # fmt: skip
+                                 path, "langevin", tau_fs)  # fmt: skip
         return reference_run(args.model, setup, md_step, stride, temperature, frames, seed, path)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         structure, _ = structure_file(args.model, tmp)
         for k, temperature in enumerate(args.temperatures or setup.temperatures):
-            start = time.perf_counter()
-            ref_path = fresh_reference(temperature, 9000 + k, tmp / f"ref{k}.h5")
-            print(f"reference MD at {temperature:g} K: {time.perf_counter() - start:.0f} s")
             out = tmp / f"fc{k}.h5"
             report = simulate(model, structure, temperature=temperature,
                               thermostat=args.thermostat, tau=args.tau,
                               steps=args.steps + args.burn, output=out, seed=k,
                               progress=False)  # fmt: skip
+            with TrajectoryReader(out) as reader:  # what ran: the card's unless told
+                ran = reader.provenance
+            ran_tau = float(ran["thermostat_tau_fs"])
+            start = time.perf_counter()
+            ref_path = fresh_reference(temperature, 9000 + k, tmp / f"ref{k}.h5", ran_tau)
+            print(f"reference MD at {temperature:g} K: {time.perf_counter() - start:.0f} s")
             reference = analysis.load(ref_path, start=args.burn)
             rollout = analysis.load(out, start=args.burn)
             n_dof = analysis.degrees_of_freedom(reference)
@@ -223,19 +225,16 @@ def main() -> None:
                 "speed_up": forecaster_rate / classic_rate,
             }
             metrics["rollout_ps"] = args.steps * stride * md_step / 1000
-            with TrajectoryReader(out) as reader:  # what ran: the card's unless told
-                ran = reader.provenance
-            metrics["rollout_thermostat"] = {"name": ran["thermostat"],
-                                             "tau_fs": ran["thermostat_tau_fs"]}  # fmt: skip
+            metrics["rollout_thermostat"] = {"name": ran["thermostat"], "tau_fs": ran_tau}
             metrics["reference_thermostat"] = {
                 "name": args.reference_thermostat,
-                "tau_fs": langevin_tau if args.reference_thermostat == "langevin" else setup.tau_fs,
+                "tau_fs": ran_tau if args.reference_thermostat == "langevin" else setup.tau_fs,
             }
             print(f"{temperature:6.0f} K  forecaster vs reference: {summary_line(metrics)}"
                   f"  speed-up {metrics['speed']['speed_up']:.2f}x", flush=True)  # fmt: skip
             if args.baseline:
                 # The metrics' own noise floor: a second reference run, another seed.
-                second = fresh_reference(temperature, 9500 + k, tmp / f"ref{k}b.h5")
+                second = fresh_reference(temperature, 9500 + k, tmp / f"ref{k}b.h5", ran_tau)
                 metrics["baseline"] = analysis.compare(
                     analysis.load(second, start=args.burn), reference, n_dof,
                     diffusion=setup.liquid,

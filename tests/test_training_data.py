@@ -372,6 +372,9 @@ def test_rollout_loss_feeds_each_forecast_back_as_the_next_input(reference):
     assert float(one_step["velocity_relative"]) == pytest.approx(
         float(terms["velocity_relative"]), rel=1e-6
     )
+    # pairs holding fewer strides than the loss chains: refused, not silently truncated
+    with pytest.raises(ValueError, match="build them with rollout_steps=3"):
+        evaluate_forecaster(model, pairs, ForecastFitSettings(rollout_steps=3))
     # and a whole (tiny) fit with it: the chained error is logged each epoch
     fit = fit_forecaster(reference, config, ForecastFitSettings(epochs=1, batch_size=4, every=9,
                          rollout_steps=2, position_noise=0.01))  # fmt: skip

@@ -240,11 +240,7 @@ def _csvr(atoms: Atoms, dt: float, settings: ReferenceSettings, rng: np.random.G
     from ase.md.bussi import Bussi
 
     atoms.set_constraint(FixCom())
-    Stationary(atoms)
-    n_dof = 3 * len(atoms) - 3
-    if not atoms.pbc.any() and len(atoms) > 2:
-        ZeroRotation(atoms)
-        n_dof -= 3
+    n_dof = 3 * len(atoms) - (6 if _zero_conserved_motion(atoms) else 3)
     dyn = Bussi(atoms, dt, settings.temperature, settings.tau * units.fs, rng=rng)
     missing = [a for a in ("ndof", "temp", "target_kinetic_energy") if not hasattr(dyn, a)]
     if missing:  # the count is set through these (ASE 3.23-3.29); refuse rather than run hot
@@ -257,6 +253,17 @@ def _csvr(atoms: Atoms, dt: float, settings: ReferenceSettings, rng: np.random.G
     dyn.ndof = n_dof  # ASE's own count comes from the constraints alone
     dyn.target_kinetic_energy = 0.5 * dyn.temp * n_dof
     return dyn
+
+
+def _zero_conserved_motion(atoms: Atoms) -> bool:
+    """Zero the centre-of-mass velocity and, for a system in vacuum of three atoms or more,
+    the rigid rotation (both conserved by the forces); True where the rotation was zeroed
+    (3N - 6 internal degrees of freedom, else 3N - 3)."""
+    Stationary(atoms)
+    isolated = not atoms.pbc.any() and len(atoms) > 2
+    if isolated:
+        ZeroRotation(atoms)
+    return isolated
 
 
 def _internal_langevin(atoms: Atoms, dt: float, settings: ReferenceSettings,
@@ -276,10 +283,7 @@ def _internal_langevin(atoms: Atoms, dt: float, settings: ReferenceSettings,
     Express 2013, 34.)
     """
     atoms.set_constraint(FixCom())
-    Stationary(atoms)
-    isolated = not atoms.pbc.any() and len(atoms) > 2
-    if isolated:
-        ZeroRotation(atoms)
+    _zero_conserved_motion(atoms)
     every = int(settings.thermostat_every)
     c = float(np.exp(-every * dt / (settings.tau * units.fs)))
     masses = atoms.get_masses()[:, None]
@@ -288,9 +292,7 @@ def _internal_langevin(atoms: Atoms, dt: float, settings: ReferenceSettings,
     def kick() -> None:
         v = atoms.get_velocities()
         atoms.set_velocities(c * v + sigma * rng.standard_normal(v.shape))
-        Stationary(atoms)
-        if isolated:
-            ZeroRotation(atoms)
+        _zero_conserved_motion(atoms)
 
     dyn = VelocityVerlet(atoms, dt)
     dyn.attach(kick, interval=every)

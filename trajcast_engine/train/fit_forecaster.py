@@ -105,13 +105,13 @@ def _loss_fn(settings: ForecastFitSettings) -> Callable[[Any, list], dict[str, t
         graph = AtomicGraph.batch([p.graph for p in chosen]).to(device)
         if graph.edge_index is None:
             graph = graph.with_neighbors(model.config.cutoff)
-        steps = min(int(settings.rollout_steps), min(p.steps for p in chosen))
+        steps = int(settings.rollout_steps)
         path = [torch.cat([p.displacements for p in chosen]).to(device)]
         speeds = [torch.cat([p.velocities for p in chosen]).to(device)]
         for j in range(steps - 1):
             path.append(torch.cat([p.later_displacements[j] for p in chosen]).to(device))
             speeds.append(torch.cat([p.later_velocities[j] for p in chosen]).to(device))
-        moved = torch.zeros_like(graph.positions)  # r̂_j - r(t): noise plus forecasts
+        moved = torch.zeros_like(graph.positions)  # the forecasts' sum (noise excluded)
         if model.training and settings.position_noise > 0:
             noise = torch.randn_like(graph.positions) * settings.position_noise
             mass = graph.masses[:, None]
@@ -119,7 +119,7 @@ def _loss_fn(settings: ForecastFitSettings) -> Callable[[Any, list], dict[str, t
             mean = scatter_sum(mass * noise, graph.system_idx, graph.n_systems) / total
             noise = noise - mean[graph.system_idx]
             graph = graph.replace(positions=graph.positions + noise)
-            moved = noise
+            path = [target - noise for target in path]  # back to the reference: Δr - δ
         loss = torch.zeros((), dtype=graph.dtype, device=device)
         for j in range(steps):
             out = model(graph)
@@ -166,10 +166,22 @@ def epoch_summary(row: dict[str, Any]) -> str:
     )
 
 
+def check_rollout_steps(pairs: Sequence[TrainingPair], rollout_steps: int) -> None:
+    """A clear error where a pair holds fewer strides of reference than the loss chains
+    (pairs built with a smaller ``rollout_steps``)."""
+    held = min(p.steps for p in pairs)
+    if held < int(rollout_steps):
+        raise ValueError(
+            f"rollout_steps is {rollout_steps} but the pairs hold {held} stride(s) of "
+            f"reference: build them with rollout_steps={rollout_steps}"
+        )
+
+
 def evaluate_forecaster(
     model: TrajCastForecaster, pairs: list[TrainingPair], settings: ForecastFitSettings
 ) -> dict[str, float]:
     """Validation errors: loss terms, RMSE of Δr (Å) and v' (Å/fs), relative |Δv|/|v|."""
+    check_rollout_steps(pairs, settings.rollout_steps)
     with torch.no_grad():
         metrics = evaluate_batches(model, pairs, _batches, _loss_fn(settings), settings.batch_size)
     metrics["displacement_rmse"] = math.sqrt(metrics.pop("displacement_mse"))
@@ -217,6 +229,7 @@ def fit_forecaster(
         )
     if not training or not validation:
         raise ValueError("need training and validation pairs")
+    check_rollout_steps(training + validation, settings.rollout_steps)
     present = sorted({int(z) for p in training + validation for z in p.graph.species.tolist()})
     missing = sorted(set(present) - set(config.species))
     if missing:
