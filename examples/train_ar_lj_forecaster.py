@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--select-by", default="loss", help="validation metric for the best epoch")
     parser.add_argument("--init-from", help="continue from this model file's weights")
     parser.add_argument("--learning-rate", type=float, default=5e-3)
+    parser.add_argument("--rollout-steps", type=int, default=1,
+                        help="strides chained in the loss (1: one-step pairs)")  # fmt: skip
     parser.add_argument("--lmax", type=int, default=2, help="highest edge harmonic")
     parser.add_argument("--data-only", action="store_true", help="generate the data and stop")
     args = parser.parse_args()
@@ -139,6 +141,7 @@ def main() -> None:
         position_noise=args.noise,
         select_by=args.select_by,
         init_from=args.init_from,
+        rollout_steps=args.rollout_steps,
     )
 
     metadata = {
