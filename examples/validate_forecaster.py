@@ -21,12 +21,16 @@ itself) at the reference step, same process.
     python examples/validate_forecaster.py ala2-amber-forecaster --steps 2000
     python examples/validate_forecaster.py ar-lj-forecaster --steps 100   # quick look
 
-Prints a table and writes ``runs/validation_{model}.json``.
+Prints a table and writes ``runs/validation_{model}.json``. ``--keep FOLDER`` keeps the
+rollouts (``rollout_{T}K.h5``) and the references (``reference_{T}K_seg0.h5``, the floor's
+``reference_{T}K_b_seg0.h5``) there for ``trajcast analyze``, overwriting earlier ones; by
+default they go with a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -105,7 +109,7 @@ def reference_run(model: str, setup: Setup, md_step: float, stride: int, tempera
         seed=seed,
     )
     return run_reference_md(default_system(model), setup.calculator, settings, path,
-                            calculator_parameters=setup.parameters)[0]  # fmt: skip
+                            calculator_parameters=setup.parameters, overwrite=True)[0]  # fmt: skip
 
 
 def structure_file(model: str, folder: Path) -> tuple[Path, bool]:
@@ -178,6 +182,7 @@ def main() -> None:
         "--no-baseline", dest="baseline", action="store_false",
         help="skip the second reference run (the metrics' noise floor)",
     )  # fmt: skip
+    parser.add_argument("--keep", type=Path, help="keep the trajectories in this folder")
     args = parser.parse_args()
     setup = SETUPS[args.model]
     output = args.output or ROOT / "runs" / f"validation_{args.model}.json"
@@ -195,20 +200,27 @@ def main() -> None:
                                  path, "langevin", tau_fs)  # fmt: skip
         return reference_run(args.model, setup, md_step, stride, temperature, frames, seed, path)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    folder = (
+        tempfile.TemporaryDirectory() if args.keep is None else contextlib.nullcontext(args.keep)
+    )
+    with folder as tmp:
         tmp = Path(tmp)
         structure, _ = structure_file(args.model, tmp)
         for k, temperature in enumerate(args.temperatures or setup.temperatures):
-            out = tmp / f"fc{k}.h5"
+            out = tmp / f"rollout_{temperature:g}K.h5"
             report = simulate(model, structure, temperature=temperature,
                               thermostat=args.thermostat, tau=args.tau,
                               steps=args.steps + args.burn, output=out, seed=k,
-                              progress=False)  # fmt: skip
+                              overwrite=True, progress=False)  # fmt: skip
             with TrajectoryReader(out) as reader:  # what ran: the card's unless told
                 ran = reader.provenance
             ran_tau = float(ran["thermostat_tau_fs"])
             start = time.perf_counter()
-            ref_path = fresh_reference(temperature, 9000 + k, tmp / f"ref{k}.h5", ran_tau)
+            ref_path = fresh_reference(
+                temperature, 9000 + k, tmp / f"reference_{temperature:g}K.h5", ran_tau
+            )
             print(f"reference MD at {temperature:g} K: {time.perf_counter() - start:.0f} s")
             reference = analysis.load(ref_path, start=args.burn)
             rollout = analysis.load(out, start=args.burn)
@@ -234,7 +246,9 @@ def main() -> None:
                   f"  speed-up {metrics['speed']['speed_up']:.2f}x", flush=True)  # fmt: skip
             if args.baseline:
                 # The metrics' own noise floor: a second reference run, another seed.
-                second = fresh_reference(temperature, 9500 + k, tmp / f"ref{k}b.h5", ran_tau)
+                second = fresh_reference(
+                    temperature, 9500 + k, tmp / f"reference_{temperature:g}K_b.h5", ran_tau
+                )
                 metrics["baseline"] = analysis.compare(
                     analysis.load(second, start=args.burn), reference, n_dof,
                     diffusion=setup.liquid,
