@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from ase.build import bulk
@@ -60,6 +62,20 @@ def test_rdf_of_a_crystal_peaks_at_the_nearest_neighbour_distance():
     r, g = analysis.rdf(data)
     assert r[np.argmax(g)] == pytest.approx(3.61 / np.sqrt(2), abs=0.03)
     assert analysis.rdf_difference((r, g), (r, g)) == 0.0
+
+
+def test_rdf_in_blocks_of_frames_equals_the_rdf_of_all_frames_at_once():
+    # long runs are histogrammed in blocks of frames to bound memory; the blocks (here of
+    # 3 frames, the last one shorter, in boxes of changing volume) must combine exactly
+    data = oscillating(6.0, frames=20)
+    scale = np.linspace(1.0, 1.05, 20)[:, None, None]
+    data = dataclasses.replace(data, positions=data.positions * scale, cells=data.cells * scale)
+    r, whole = analysis.rdf(data)
+    pairs = data.positions.shape[1] * (data.positions.shape[1] - 1) // 2
+    r_blocks, blocks = analysis.rdf(data, max_distances=3 * pairs)
+    np.testing.assert_allclose(r_blocks, r)
+    np.testing.assert_allclose(blocks, whole, rtol=1e-10, atol=1e-12)
+    assert np.abs(blocks).sum() > 0
 
 
 def test_msd_and_diffusion_of_a_random_walk():

@@ -80,10 +80,21 @@ def load(path: str | os.PathLike, start: int = 0) -> TrajectoryData:
     )
 
 
-def rdf(data: TrajectoryData, r_max: float | None = None, bin_width: float = 0.02):
+def rdf(
+    data: TrajectoryData,
+    r_max: float | None = None,
+    bin_width: float = 0.02,
+    max_distances: int = 50_000_000,
+):
     """``(r, g)`` in Å over all frames (all atom pairs), with mdtraj. For a molecule (no
     cell) ``g`` is the pair-distance distribution instead, normalised to unit area, up to
-    ``r_max`` (default 10 Å)."""
+    ``r_max`` (default 10 Å).
+
+    mdtraj holds every pair distance of the frames it is given (frames x pairs floats:
+    6.5 GB for 50,000 frames of 256 atoms), so the frames go in blocks of at most
+    ``max_distances`` distances, and the blocks' RDFs are combined with mdtraj's own
+    normalisation, ``g = Σ counts / (n_pairs · V_shell · Σ_frames 1/V)``: block b weighs
+    ``Σ_{frames in b} 1/V``. The result equals one call over all frames."""
     import mdtraj
 
     n = data.positions.shape[1]
@@ -95,12 +106,19 @@ def rdf(data: TrajectoryData, r_max: float | None = None, bin_width: float = 0.0
     chain = top.add_chain()
     for _ in range(n):
         top.add_atom("X", mdtraj.element.virtual, top.add_residue("X", chain))
-    traj = mdtraj.Trajectory(data.positions / 10.0, top)
-    traj.unitcell_vectors = data.cells / 10.0
     pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n)])
     bins = int(round(r_max / bin_width))
-    r, g = mdtraj.compute_rdf(traj, pairs, r_range=(0.0, r_max / 10.0), n_bins=bins)
-    return r * 10.0, g
+    frames = data.positions.shape[0]
+    block = max(1, int(max_distances) // max(1, len(pairs)))
+    total, weight = 0.0, 0.0
+    for start in range(0, frames, block):
+        rows = slice(start, min(start + block, frames))
+        traj = mdtraj.Trajectory(data.positions[rows] / 10.0, top)
+        traj.unitcell_vectors = data.cells[rows] / 10.0
+        r, g = mdtraj.compute_rdf(traj, pairs, r_range=(0.0, r_max / 10.0), n_bins=bins)
+        w = float(np.sum(1.0 / traj.unitcell_volumes))
+        total, weight = total + w * g, weight + w
+    return r * 10.0, total / weight
 
 
 def _pair_distance_distribution(data: TrajectoryData, r_max: float, bin_width: float):
