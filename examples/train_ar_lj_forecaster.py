@@ -23,7 +23,15 @@ card's noise scan)::
 
     python examples/train_ar_lj_forecaster.py --output first.pt
     python examples/train_ar_lj_forecaster.py --init-from first.pt.last --noise 0.006 \
-        --learning-rate 1e-3 --epochs 2 --minutes 16
+        --learning-rate 1e-3 --epochs 2 --minutes 16 --output second.pt
+
+and a third stage trains on chains of four strides (the rollout loss: each forecast fed
+back as the next input, 80 fs, gradients through the chain), which brought the liquid's
+structure within the RDF target (model card)::
+
+    python examples/train_ar_lj_forecaster.py --init-from second.pt --noise 0.006 \
+        --learning-rate 1e-3 --rollout-steps 4 --every 16 --epochs 2 \
+        --select-by rollout_velocity_relative
 
 The built-in structure of ``trajcast simulate`` is the last frame of the 105 K data
 (``trajcast_engine/models/systems/liquid_argon_256.extxyz``).
