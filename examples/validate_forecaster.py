@@ -24,7 +24,9 @@ itself) at the reference step, same process.
 Prints a table and writes ``runs/validation_{model}.json``. ``--keep FOLDER`` keeps the
 rollouts (``rollout_{T}K.h5``) and the references (``reference_{T}K_seg0.h5``, the floor's
 ``reference_{T}K_b_seg0.h5``) there for ``trajcast analyze``, overwriting earlier ones; by
-default they go with a temporary folder.
+default they go with a temporary folder. With ``--keep``, ``--reuse-references`` reuses the
+references already there when their provenance records the same settings and they hold
+every frame (several model files against one reference).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import contextlib
 import json
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -92,10 +94,11 @@ SETUPS = {
 
 def reference_run(model: str, setup: Setup, md_step: float, stride: int, temperature: float,
                   frames: int, seed: int, path: Path, thermostat: str = "csvr",
-                  tau_fs: float | None = None) -> Path:  # fmt: skip
+                  tau_fs: float | None = None, reuse: bool = False) -> Path:  # fmt: skip
     """Fresh reference MD at the reference step, a frame every stride, under CSVR with the
     setup's τ, or under the forecaster's Langevin thermostat (a kick every stride, τ
-    ``tau_fs``)."""
+    ``tau_fs``). ``reuse``: return the segment file already at ``path`` when it is
+    complete and was written with exactly these settings (:func:`reusable_reference`)."""
     settings = ReferenceSettings(
         temperature=temperature,
         md_timestep=md_step,
@@ -108,8 +111,29 @@ def reference_run(model: str, setup: Setup, md_step: float, stride: int, tempera
         thermostat_every=stride,
         seed=seed,
     )
+    if reuse:
+        existing = reusable_reference(path, setup.calculator, settings)
+        if existing is not None:
+            print(f"reusing {existing}")
+            return existing
     return run_reference_md(default_system(model), setup.calculator, settings, path,
                             calculator_parameters=setup.parameters, overwrite=True)[0]  # fmt: skip
+
+
+def reusable_reference(path: Path, calculator: str, settings: ReferenceSettings) -> Path | None:
+    """The segment file :func:`run_reference_md` writes for ``path``, if it exists, holds
+    every frame, and its provenance records this calculator and these settings; else
+    ``None`` (a killed run's short file, another seed or length is run again)."""
+    segment = path.with_name(f"{path.stem}_seg0.h5")
+    if not segment.exists():
+        return None
+    with TrajectoryReader(segment) as reader:
+        ran = reader.provenance.get("reference", {})
+        frames = len(reader)
+    wanted = json.loads(json.dumps(asdict(settings)))  # as stored: tuples become lists
+    complete = frames == settings.segment_steps // settings.write_every + 1
+    same = ran.get("calculator") == calculator and ran.get("settings") == wanted
+    return segment if complete and same else None
 
 
 def structure_file(model: str, folder: Path) -> tuple[Path, bool]:
@@ -183,7 +207,14 @@ def main() -> None:
         help="skip the second reference run (the metrics' noise floor)",
     )  # fmt: skip
     parser.add_argument("--keep", type=Path, help="keep the trajectories in this folder")
+    parser.add_argument(
+        "--reuse-references", action="store_true",
+        help="with --keep: reuse the references already there when they were run with "
+             "the same settings (to compare several model files against one reference)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.reuse_references and args.keep is None:
+        parser.error("--reuse-references needs --keep FOLDER (where the references are)")
     setup = SETUPS[args.model]
     output = args.output or ROOT / "runs" / f"validation_{args.model}.json"
     model = args.model_file or shipped_model_path(args.model)
@@ -197,8 +228,9 @@ def main() -> None:
         frames = args.steps + args.burn
         if args.reference_thermostat == "langevin":
             return reference_run(args.model, setup, md_step, stride, temperature, frames, seed,
-                                 path, "langevin", tau_fs)  # fmt: skip
-        return reference_run(args.model, setup, md_step, stride, temperature, frames, seed, path)
+                                 path, "langevin", tau_fs, reuse=args.reuse_references)  # fmt: skip
+        return reference_run(args.model, setup, md_step, stride, temperature, frames, seed, path,
+                             reuse=args.reuse_references)  # fmt: skip
 
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)

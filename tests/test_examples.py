@@ -36,3 +36,41 @@ def test_train_own_forecaster(tmp_path):
     out = run("train_own_forecaster.py", "--fast", cwd=tmp_path)
     assert "relative velocity error" in out
     assert (tmp_path / "my_forecaster" / "forecaster.pt").is_file()
+
+
+def test_validation_reuses_only_a_matching_complete_reference(tmp_path, monkeypatch):
+    """validate_forecaster.py --reuse-references: a kept reference is reused only when its
+    provenance records the same calculator and settings and it holds every frame."""
+    import dataclasses
+    import importlib.util
+
+    import h5py
+    from ase.build import bulk
+
+    from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+
+    spec = importlib.util.spec_from_file_location(
+        "validate_forecaster", ROOT / "examples" / "validate_forecaster.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look it up
+    spec.loader.exec_module(module)
+    settings = ReferenceSettings(temperature=300.0, md_timestep=2.0, equilibration_steps=5,
+                                 segments=1, segment_steps=12, write_every=3,
+                                 production="csvr", seed=4)  # fmt: skip
+    path = tmp_path / "reference_300K.h5"
+    (written,) = run_reference_md(bulk("Cu", cubic=True), "emt", settings, path)
+    assert module.reusable_reference(path, "emt", settings) == written
+    assert module.reusable_reference(path, "asap-emt", settings) is None
+    assert module.reusable_reference(path, "emt", dataclasses.replace(settings, seed=5)) is None
+    longer = dataclasses.replace(settings, segment_steps=15)
+    assert module.reusable_reference(path, "emt", longer) is None
+    with h5py.File(written, "a") as f:  # as a killed run leaves it: fewer frames
+
+        def cut(name, node):
+            if isinstance(node, h5py.Dataset) and node.maxshape and node.maxshape[0] is None:
+                node.resize(2, axis=0)
+
+        f.visititems(cut)
+    assert module.reusable_reference(path, "emt", settings) is None
+    assert module.reusable_reference(tmp_path / "missing.h5", "emt", settings) is None
