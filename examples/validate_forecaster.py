@@ -36,7 +36,7 @@ import contextlib
 import json
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,7 @@ from ase.md.verlet import VelocityVerlet
 from trajcast_engine import analysis
 from trajcast_engine.data.reference_md import (
     ReferenceSettings,
+    finished_segment,
     make_calculator,
     run_reference_md,
     thermalize,
@@ -98,7 +99,7 @@ def reference_run(model: str, setup: Setup, md_step: float, stride: int, tempera
     """Fresh reference MD at the reference step, a frame every stride, under CSVR with the
     setup's τ, or under the forecaster's Langevin thermostat (a kick every stride, τ
     ``tau_fs``). ``reuse``: return the segment file already at ``path`` when it is
-    complete and was written with exactly these settings (:func:`reusable_reference`)."""
+    complete and was written with exactly these settings (:func:`finished_segment`)."""
     settings = ReferenceSettings(
         temperature=temperature,
         md_timestep=md_step,
@@ -112,28 +113,12 @@ def reference_run(model: str, setup: Setup, md_step: float, stride: int, tempera
         seed=seed,
     )
     if reuse:
-        existing = reusable_reference(path, setup.calculator, settings)
+        existing = finished_segment(path, setup.calculator, settings)
         if existing is not None:
             print(f"reusing {existing}")
             return existing
     return run_reference_md(default_system(model), setup.calculator, settings, path,
                             calculator_parameters=setup.parameters, overwrite=True)[0]  # fmt: skip
-
-
-def reusable_reference(path: Path, calculator: str, settings: ReferenceSettings) -> Path | None:
-    """The segment file :func:`run_reference_md` writes for ``path``, if it exists, holds
-    every frame, and its provenance records this calculator and these settings; else
-    ``None`` (a killed run's short file, another seed or length is run again)."""
-    segment = path.with_name(f"{path.stem}_seg0.h5")
-    if not segment.exists():
-        return None
-    with TrajectoryReader(segment) as reader:
-        ran = reader.provenance.get("reference", {})
-        frames = len(reader)
-    wanted = json.loads(json.dumps(asdict(settings)))  # as stored: tuples become lists
-    complete = frames == settings.segment_steps // settings.write_every + 1
-    same = ran.get("calculator") == calculator and ran.get("settings") == wanted
-    return segment if complete and same else None
 
 
 def structure_file(model: str, folder: Path) -> tuple[Path, bool]:

@@ -15,7 +15,12 @@ from trajcast_engine.data.pairs import (
     pairs_from_frames,
     split_by_trajectory,
 )
-from trajcast_engine.data.reference_md import ReferenceSettings, make_calculator, run_reference_md
+from trajcast_engine.data.reference_md import (
+    ReferenceSettings,
+    finished_segment,
+    make_calculator,
+    run_reference_md,
+)
 from trajcast_engine.nn.forecaster import ForecasterConfig, TrajCastForecaster
 from trajcast_engine.nn.model_io import load_model
 from trajcast_engine.train.fit_forecaster import (
@@ -65,6 +70,34 @@ def test_reference_md_is_seeded(tmp_path):
     c = run_reference_md(small_copper(), "emt", other, tmp_path / "c.h5")[0]
     pa, pb, pc = (load_trajectory(p)[-1].positions for p in (a, b, c))
     assert np.array_equal(pa, pb) and not np.allclose(pa, pc)
+
+
+def test_a_finished_reference_is_recognised_and_nothing_else(tmp_path):
+    """finished_segment (validate_forecaster.py --reuse-references): a kept reference is
+    reused only when its provenance records the same calculator and settings and it holds
+    every frame."""
+    import dataclasses
+
+    import h5py
+
+    settings = ReferenceSettings(temperature=300.0, md_timestep=2.0, equilibration_steps=5,
+                                 segments=1, segment_steps=12, write_every=3,
+                                 production="csvr", seed=4)  # fmt: skip
+    path = tmp_path / "reference_300K.h5"
+    (written,) = run_reference_md(small_copper(), "emt", settings, path)
+    assert finished_segment(path, "emt", settings) == written
+    assert finished_segment(path, "asap-emt", settings) is None
+    assert finished_segment(path, "emt", dataclasses.replace(settings, seed=5)) is None
+    assert finished_segment(path, "emt", dataclasses.replace(settings, segment_steps=15)) is None
+    with h5py.File(written, "a") as f:  # as a killed run leaves it: fewer frames
+
+        def cut(name, node):
+            if isinstance(node, h5py.Dataset) and node.maxshape and node.maxshape[0] is None:
+                node.resize(2, axis=0)
+
+        f.visititems(cut)
+    assert finished_segment(path, "emt", settings) is None
+    assert finished_segment(tmp_path / "missing.h5", "emt", settings) is None
 
 
 def test_calculator_names_and_bad_names():

@@ -16,7 +16,7 @@ from typing import Any
 
 from ase import Atoms
 
-from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md, segment_path
 from trajcast_engine.progress import progress_bar
 from trajcast_engine.simulate import load_structure
 
@@ -67,7 +67,7 @@ def run_stems(output: Path, temperatures: Sequence[float]) -> list[Path]:
 
 def segment_paths(stem: Path, segments: int) -> list[Path]:
     """The files one run writes: ``{stem}_seg{k}.h5`` (as ``run_reference_md`` names them)."""
-    return [stem.with_name(f"{stem.stem}_seg{k}.h5") for k in range(segments)]
+    return [segment_path(stem, k) for k in range(segments)]
 
 
 def output_paths(output: Path, temperatures: Sequence[float], segments: int) -> list[Path]:

@@ -20,6 +20,7 @@ parameters), ``"asap-lj"`` (asap3's compiled Lennard-Jones, same parameter names
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -35,7 +36,7 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 
-from trajcast_engine.trajectory import TrajectoryWriter
+from trajcast_engine.trajectory import TrajectoryReader, TrajectoryWriter
 
 
 @dataclass
@@ -204,7 +205,7 @@ def run_reference_md(
     for k in range(int(settings.segments)):
         if k:
             thermalise(int(settings.decorrelation_steps), f"decorrelation {k}")
-        path = output.with_name(f"{output.stem}_seg{k}.h5")
+        path = segment_path(output, k)
         if settings.production == "nve":
             dyn = VelocityVerlet(atoms, dt)
         else:  # a thermostat with its own generator (NVE draws none: its data unchanged)
@@ -223,6 +224,31 @@ def run_reference_md(
         atoms.set_constraint()
         paths.append(path)
     return paths
+
+
+def segment_path(output: str | os.PathLike, k: int) -> Path:
+    """Segment ``k`` of a :func:`run_reference_md` run: ``{output stem}_seg{k}.h5``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_seg{k}.h5")
+
+
+def finished_segment(
+    output: str | os.PathLike, calculator: str, settings: ReferenceSettings, k: int = 0
+) -> Path | None:
+    """Segment ``k`` of ``output`` if :func:`run_reference_md` finished it with this
+    calculator and these settings (its provenance records both, and it holds every frame,
+    the first included); ``None`` if it is missing, was cut short (a killed run) or ran
+    with another seed, length, thermostat or calculator."""
+    path = segment_path(output, k)
+    if not path.exists():
+        return None
+    with TrajectoryReader(path) as reader:
+        ran = reader.provenance.get("reference", {})
+        frames = len(reader)
+    wanted = json.loads(json.dumps(asdict(settings)))  # as stored: tuples become lists
+    complete = frames == int(settings.segment_steps) // int(settings.write_every) + 1
+    same = ran.get("calculator") == calculator and ran.get("settings") == wanted
+    return path if complete and same else None
 
 
 def _csvr(atoms: Atoms, dt: float, settings: ReferenceSettings, rng: np.random.Generator):
