@@ -113,7 +113,7 @@ def reference_run(model: str, setup: Setup, md_step: float, stride: int, tempera
         seed=seed,
     )
     if reuse:
-        existing = finished_segment(path, setup.calculator, settings)
+        existing = finished_segment(path, setup.calculator, settings, 0, setup.parameters)
         if existing is not None:
             print(f"reusing {existing}")
             return existing

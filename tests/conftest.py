@@ -59,3 +59,16 @@ def copper_reference(path: Path, **settings) -> list[Path]:
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
     merged = ReferenceSettings(**{"temperature": 500.0, "md_timestep": 2.0, **settings})
     return run_reference_md(atoms, "emt", merged, path)
+
+
+def cut_frames(path: Path, frames: int) -> None:
+    """Shorten every growing dataset of a trajectory file to ``frames`` frames, as a run
+    killed before it wrote the rest leaves it."""
+    import h5py
+
+    def cut(name, node):
+        if isinstance(node, h5py.Dataset) and node.maxshape and node.maxshape[0] is None:
+            node.resize(frames, axis=0)
+
+    with h5py.File(path, "a") as f:
+        f.visititems(cut)

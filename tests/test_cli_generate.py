@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.io import write
+from conftest import cut_frames
 
 from trajcast_engine.data.pairs import load_trajectory
 from trajcast_engine.data.reference_md import ReferenceSettings, make_calculator
@@ -163,3 +164,42 @@ def test_reuse_existing_keeps_finished_temperatures_and_their_seeds(tmp_path):
     assert both[0] == first[0] and first[0].stat().st_mtime_ns == stamp  # not run again
     for a, b in zip(full, both, strict=True):  # 120 K still runs with seed + 1
         assert np.array_equal(load_trajectory(a)[-1].positions, load_trajectory(b)[-1].positions)
+
+
+def test_reuse_existing_runs_a_killed_or_differently_made_temperature_again(tmp_path):
+    """A temperature whose segment was cut by a killed run, or made with other settings or
+    calculator parameters, is not reused: refused without overwrite, else run again."""
+    from trajcast_engine.generate import generate
+
+    atoms = bulk("Ar", "fcc", a=5.78, cubic=True)
+    kw = {"calculator": "lj", "parameters": {"sigma": 3.4, "epsilon": 0.0104, "rc": 5.7},
+          "md_timestep": 4.0, "equilibration_steps": 5, "segment_steps": 10, "write_every": 5,
+          "seed": 3, "progress": False, "temperature": "90,120",
+          "reuse_existing": True}  # fmt: skip
+    first = generate(atoms, output=tmp_path / "a.h5", **kw)
+    final = load_trajectory(first[1])[-1].positions
+    cut_frames(first[1], 1)  # 120 K killed after its first frame
+    stamp = first[0].stat().st_mtime_ns
+    with pytest.raises(FileExistsError, match="a_120K_seg0.h5 exists and is not a finished"):
+        generate(atoms, output=tmp_path / "a.h5", **kw)
+    again = generate(atoms, output=tmp_path / "a.h5", overwrite=True, **kw)
+    assert again == first and first[0].stat().st_mtime_ns == stamp  # 90 K kept
+    assert len(load_trajectory(again[1])) == 3  # 120 K complete, as first run
+    assert np.array_equal(load_trajectory(again[1])[-1].positions, final)
+    other = {**kw, "parameters": {**kw["parameters"], "rc": 5.5}}
+    with pytest.raises(FileExistsError, match="a_90K_seg0.h5 exists and is not a finished"):
+        generate(atoms, output=tmp_path / "a.h5", **other)
+    with pytest.raises(FileExistsError, match="a_90K_seg0.h5 exists and is not a finished"):
+        generate(atoms, output=tmp_path / "a.h5", **{**kw, "write_every": 2})
+
+
+def test_resume_completes_an_interrupted_data_set(tmp_path):
+    args = ["generate", "--segment-steps", "4", "--equilibration-steps", "0", "--quiet",
+            "--temperature", "300,400", "--timestep", "1"]  # fmt: skip
+    assert trajcast(*args, cwd=tmp_path).returncode == 0
+    kept = (tmp_path / "reference_300K_seg0.h5").stat().st_mtime_ns
+    cut_frames(tmp_path / "reference_400K_seg0.h5", 2)
+    resumed = trajcast(*args, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "reference_300K_seg0.h5").stat().st_mtime_ns == kept
+    assert len(load_trajectory(tmp_path / "reference_400K_seg0.h5")) == 5

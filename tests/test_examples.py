@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -36,3 +37,21 @@ def test_train_own_forecaster(tmp_path):
     out = run("train_own_forecaster.py", "--fast", cwd=tmp_path)
     assert "relative velocity error" in out
     assert (tmp_path / "my_forecaster" / "forecaster.pt").is_file()
+
+
+@pytest.mark.skipif(not shipped_model_available("ar-lj-forecaster"), reason="no shipped model")
+def test_validate_forecaster_scores_and_reuses_its_kept_reference(tmp_path):
+    """The physics validation script on a short run: one table row per temperature, and
+    with --reuse-references the kept reference is not run again."""
+    args = ["ar-lj-forecaster", "--temperatures", "100", "--steps", "40", "--burn", "5",
+            "--no-baseline", "--keep", "kept", "--output", "report.json"]  # fmt: skip
+    out = run("validate_forecaster.py", *args, cwd=tmp_path)
+    assert "100 K  forecaster vs reference: RDF" in out and "VDOS overlap" in out
+    first = json.loads((tmp_path / "report.json").read_text())["100 K"]
+    (reference,) = (tmp_path / "kept").glob("reference*100K*seg0.h5")
+    stamp = reference.stat().st_mtime_ns
+    again = run("validate_forecaster.py", *args, "--reuse-references", cwd=tmp_path)
+    assert "reusing" in again and reference.name in again
+    assert reference.stat().st_mtime_ns == stamp
+    second = json.loads((tmp_path / "report.json").read_text())["100 K"]
+    assert second["rdf_integrated_abs_difference"] == first["rdf_integrated_abs_difference"]

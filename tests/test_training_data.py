@@ -8,6 +8,7 @@ import pytest
 import torch
 from ase import Atoms, units
 from ase.build import bulk
+from conftest import cut_frames
 
 from trajcast_engine.data.pairs import (
     build_pairs,
@@ -74,11 +75,9 @@ def test_reference_md_is_seeded(tmp_path):
 
 def test_a_finished_reference_is_recognised_and_nothing_else(tmp_path):
     """finished_segment (validate_forecaster.py --reuse-references): a kept reference is
-    reused only when its provenance records the same calculator and settings and it holds
-    every frame."""
+    reused only when its provenance records the same calculator, parameters and settings
+    and it holds every frame."""
     import dataclasses
-
-    import h5py
 
     settings = ReferenceSettings(temperature=300.0, md_timestep=2.0, equilibration_steps=5,
                                  segments=1, segment_steps=12, write_every=3,
@@ -89,13 +88,8 @@ def test_a_finished_reference_is_recognised_and_nothing_else(tmp_path):
     assert finished_segment(path, "asap-emt", settings) is None
     assert finished_segment(path, "emt", dataclasses.replace(settings, seed=5)) is None
     assert finished_segment(path, "emt", dataclasses.replace(settings, segment_steps=15)) is None
-    with h5py.File(written, "a") as f:  # as a killed run leaves it: fewer frames
-
-        def cut(name, node):
-            if isinstance(node, h5py.Dataset) and node.maxshape and node.maxshape[0] is None:
-                node.resize(2, axis=0)
-
-        f.visititems(cut)
+    assert finished_segment(path, "emt", settings, parameters={"asap_cutoff": True}) is None
+    cut_frames(written, 2)  # as a killed run leaves it: fewer frames
     assert finished_segment(path, "emt", settings) is None
     assert finished_segment(tmp_path / "missing.h5", "emt", settings) is None
 

@@ -195,15 +195,16 @@ def _generate(args: argparse.Namespace) -> int:
             supercell=args.supercell,
             system=args.system,
             output=args.output,
-            overwrite=args.overwrite,
+            overwrite=args.overwrite or args.resume,
+            reuse_existing=args.resume,
             progress=not args.quiet,
             **settings,
         )
     except (ValueError, FileNotFoundError, FileExistsError, TypeError) as err:
         raise _fail(str(err)) from None
     except KeyboardInterrupt:
-        raise _fail("interrupted: segments finished so far are complete files; "
-                    "run again with --overwrite to start over") from None  # fmt: skip
+        raise _fail("interrupted: segments finished so far are complete files; run the "
+                    "same command with --resume to complete the data set") from None  # fmt: skip
     print(f"{len(paths)} segment files in {time.monotonic() - start:.0f} s:")
     for path in paths:
         print(f"  {path}")
@@ -533,6 +534,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--output", default="reference.h5",
                      help="base name: files NAME_seg0.h5, ... (default reference.h5)")  # fmt: skip
     gen.add_argument("--overwrite", action="store_true", help="replace existing files")
+    gen.add_argument("--resume", action="store_true",
+                     help="complete an interrupted data set: keep each temperature whose "
+                          "segments finished with these same options, run the others again "
+                          "(replacing their cut files)")  # fmt: skip
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.add_argument("--config", help="YAML file of these options (command line wins)")
     gen.set_defaults(handler=_generate, subparser=gen)

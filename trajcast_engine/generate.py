@@ -16,7 +16,12 @@ from typing import Any
 
 from ase import Atoms
 
-from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md, segment_path
+from trajcast_engine.data.reference_md import (
+    ReferenceSettings,
+    finished_segment,
+    run_reference_md,
+    segment_path,
+)
 from trajcast_engine.progress import progress_bar
 from trajcast_engine.simulate import load_structure
 
@@ -95,8 +100,11 @@ def generate(
     of the shipped model named ``system``, the 256-atom fcc Cu crystal unless told);
     ``settings`` are :class:`ReferenceSettings` fields (``md_timestep``, ``segments``,
     ``segment_steps``, ...); temperature ``k`` of the list runs with seed ``seed + k``.
-    ``reuse_existing``: a temperature whose segment files all exist is not run again (its
-    files are returned as they are), so an interrupted data set completes where it stopped.
+    ``reuse_existing``: a temperature whose segments all finished with this calculator,
+    these parameters and these settings (:func:`finished_segment`) is not run again (its
+    files are returned as they are), so an interrupted data set completes where it stopped;
+    a temperature with a missing, cut (killed) or differently made segment runs again,
+    replacing its files only with ``overwrite``.
     """
     known = {f.name for f in fields(ReferenceSettings)} - {"temperature"}
     unknown = sorted(set(settings) - known)
@@ -113,12 +121,21 @@ def generate(
         for k, (t, stem) in enumerate(zip(temperatures, stems, strict=True))
     ]
     files = {stem: segment_paths(stem, int(base.segments)) for stem in stems}
-    done = {s for s in stems if reuse_existing and all(p.exists() for p in files[s])}
+    parameters = parse_parameters(parameters)
+    done = {
+        stem
+        for settings_k, stem in runs
+        if reuse_existing
+        and all(
+            finished_segment(stem, calculator, settings_k, k, parameters)
+            for k in range(int(base.segments))
+        )
+    }
     existing = [p for s in stems if s not in done for p in files[s] if p.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists: pass --overwrite to replace it")
+        why = " and is not a finished segment of this run" if reuse_existing else ""
+        raise FileExistsError(f"{existing[0]} exists{why}: pass --overwrite to replace it")
     atoms = load_structure(structure, system, supercell)
-    parameters = parse_parameters(parameters)
 
     bar = None
     if progress:

@@ -179,6 +179,7 @@ def run_reference_md(
     provenance = {
         "reference": {
             "calculator": calculator if isinstance(calculator, str) else type(calculator).__name__,
+            "parameters": _as_stored(calculator_parameters),
             "settings": asdict(settings),
         }
     }
@@ -233,12 +234,16 @@ def segment_path(output: str | os.PathLike, k: int) -> Path:
 
 
 def finished_segment(
-    output: str | os.PathLike, calculator: str, settings: ReferenceSettings, k: int = 0
+    output: str | os.PathLike,
+    calculator: str,
+    settings: ReferenceSettings,
+    k: int = 0,
+    parameters: dict[str, Any] | None = None,
 ) -> Path | None:
     """Segment ``k`` of ``output`` if :func:`run_reference_md` finished it with this
-    calculator and these settings (its provenance records both, and it holds every frame,
-    the first included); ``None`` if it is missing, was cut short (a killed run) or ran
-    with another seed, length, thermostat or calculator."""
+    calculator, its ``parameters`` and these settings (its provenance records all three, and
+    it holds every frame, the first included); ``None`` if it is missing, was cut short (a
+    killed run) or ran with another seed, length, thermostat, calculator or parameter."""
     path = segment_path(output, k)
     if not path.exists():
         return None
@@ -247,8 +252,19 @@ def finished_segment(
         frames = len(reader)
     wanted = json.loads(json.dumps(asdict(settings)))  # as stored: tuples become lists
     complete = frames == int(settings.segment_steps) // int(settings.write_every) + 1
-    same = ran.get("calculator") == calculator and ran.get("settings") == wanted
+    asked = _as_stored(parameters)
+    same = (
+        ran.get("calculator") == calculator
+        and ran.get("parameters", {}) == asked  # files from before parameters were recorded
+        and ran.get("settings") == wanted
+    )
     return path if complete and same else None
+
+
+def _as_stored(parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """Calculator parameters as the provenance JSON holds them (tuples become lists; values
+    JSON cannot hold, e.g. arrays, their ``str``)."""
+    return json.loads(json.dumps(dict(parameters or {}), default=str))
 
 
 def _csvr(atoms: Atoms, dt: float, settings: ReferenceSettings, rng: np.random.Generator):
