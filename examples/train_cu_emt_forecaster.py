@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--segment-steps", type=int, default=12000)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--noise", type=float, default=0.001, help="training position noise, Å")
+    parser.add_argument("--noise-temperature", type=float,
+                        help="K: the noise scales as sqrt(T / this) (default: fixed)")  # fmt: skip
     parser.add_argument("--select-by", default="loss", help="validation metric for the best epoch")
     parser.add_argument("--init-from", help="continue from this model file's weights")
     parser.add_argument("--learning-rate", type=float, default=5e-3)
@@ -122,6 +124,7 @@ def main() -> None:
         time_reversal=True,
         max_seconds=60.0 * args.minutes,
         position_noise=args.noise,
+        noise_temperature=args.noise_temperature,
         select_by=args.select_by,
         init_from=args.init_from,
         rollout_steps=args.rollout_steps,

@@ -289,6 +289,30 @@ def test_noise_training_and_fine_tuning_from_a_model_file(tmp_path, reference):
         fit_forecaster(split, wrong, tuned)
 
 
+def test_noise_scaled_to_the_thermal_amplitude_follows_each_frames_temperature():
+    """noise_temperature: each system's noise σ scales as sqrt(T_s / T₀), T_s its kinetic
+    temperature over 3N (ASE's count for unconstrained atoms)."""
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from trajcast_engine.graph.ase_convert import from_atoms
+    from trajcast_engine.train.fit_forecaster import noise_scales
+
+    frames = [
+        bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2),
+        Atoms("Ar3H", positions=np.eye(4, 3)),
+    ]
+    for atoms, t in zip(frames, (300.0, 900.0), strict=True):
+        MaxwellBoltzmannDistribution(atoms, temperature_K=t, rng=np.random.default_rng(1))
+    graph = from_atoms(frames)
+    scales = noise_scales(graph, 300.0)
+    expected = [np.sqrt(atoms.get_temperature() / 300.0) for atoms in frames]
+    assert torch.allclose(scales[:32], torch.tensor(expected[0], dtype=scales.dtype))
+    assert torch.allclose(scales[32:], torch.tensor(expected[1], dtype=scales.dtype))
+    assert len(scales) == 36 and abs(expected[1] - expected[0]) > 0.1
+    with pytest.raises(ValueError, match="noise_temperature must be > 0 K"):
+        ForecastFitSettings(position_noise=0.01, noise_temperature=0.0)
+
+
 @pytest.mark.parametrize("production", ["csvr", "langevin"])
 def test_thermostatted_reference_holds_a_molecules_internal_temperature(tmp_path, production):
     """Validation references (CSVR or Langevin production) of a cluster in vacuum: the

@@ -22,6 +22,12 @@ amplitude, and a global thermostat or energy rescaling hands the lost energy to 
 modes (equipartition lost). Keep ``σ`` well below the thermal amplitudes: the fcc-Cu
 model lost equipartition under CSVR at 0.005 Å and kept it at 0.001 Å (its model card).
 
+Noise scaled to the thermal amplitude (``noise_temperature = T₀``): each training
+system's σ becomes ``σ · sqrt(T_s / T₀)``, with ``T_s = Σ m_i |v_i|² / (3 N k_B)`` the
+kinetic temperature of its input frame. The thermal displacements of a harmonic solid
+scale as ``⟨u²⟩ = k_B T / (m ω²)``, so the damping rate ``σ² / ⟨u²⟩`` (above) is then the
+same at every temperature of the data, instead of strongest at the coldest.
+
 Rollout loss (``rollout_steps = K > 1``): the model's forecast is fed back as its next
 input K - 1 times (edges rebuilt at each new geometry, gradients through the whole chain)
 and the loss averages the normalised errors of every step against the reference,
@@ -49,6 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from integrators.kinetics import EV_PER_AMU_A2_FS2, KB
 from trajcast_engine.data.pairs import (
     TrainingPair,
     build_pairs,
@@ -73,6 +80,7 @@ class ForecastFitSettings(TrainSettings):
     every: int = 1  # use every n-th start frame
     time_reversal: bool = True
     position_noise: float = 0.0  # Å, training-input noise (see the module docstring)
+    noise_temperature: float | None = None  # K: σ scales as sqrt(T / this) (module doc)
     rollout_steps: int = 1  # strides chained in the loss (see the module docstring)
     init_from: str | None = None  # start from this forecaster file's weights
 
@@ -82,6 +90,8 @@ class ForecastFitSettings(TrainSettings):
             raise ValueError(f"rollout_steps must be a positive integer, got {self.rollout_steps}")
         if self.position_noise < 0:
             raise ValueError(f"position_noise must be >= 0 Å, got {self.position_noise}")
+        if self.noise_temperature is not None and not self.noise_temperature > 0:
+            raise ValueError(f"noise_temperature must be > 0 K, got {self.noise_temperature}")
 
 
 @dataclass
@@ -116,6 +126,8 @@ def _loss_fn(settings: ForecastFitSettings) -> Callable[[Any, list], dict[str, t
             noise = torch.randn_like(graph.positions) * settings.position_noise
             mass = graph.masses[:, None]
             total = scatter_sum(mass, graph.system_idx, graph.n_systems)
+            if settings.noise_temperature is not None:
+                noise = noise * noise_scales(graph, settings.noise_temperature)[:, None]
             mean = scatter_sum(mass * noise, graph.system_idx, graph.n_systems) / total
             noise = noise - mean[graph.system_idx]
             graph = graph.replace(positions=graph.positions + noise)
@@ -150,6 +162,16 @@ def _loss_fn(settings: ForecastFitSettings) -> Callable[[Any, list], dict[str, t
         return terms
 
     return losses
+
+
+def noise_scales(graph: AtomicGraph, temperature: float) -> torch.Tensor:
+    """Per atom, ``sqrt(T_s / temperature)`` with ``T_s = Σ m |v|² / (3 N k_B)`` the
+    kinetic temperature (K) of the atom's system: masses in amu, velocities in Å/fs."""
+    mass_v2 = graph.masses * graph.velocities.pow(2).sum(dim=1)
+    twice_kinetic = scatter_sum(mass_v2, graph.system_idx, graph.n_systems) * EV_PER_AMU_A2_FS2
+    atoms = scatter_sum(torch.ones_like(graph.masses), graph.system_idx, graph.n_systems)
+    kinetic_t = twice_kinetic / (3.0 * atoms * KB)
+    return (kinetic_t / temperature).sqrt()[graph.system_idx]
 
 
 def epoch_summary(row: dict[str, Any]) -> str:
