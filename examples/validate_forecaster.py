@@ -184,6 +184,10 @@ def main() -> None:
     parser.add_argument("--thermostat", choices=("csvr", "langevin"),
                         help="the rollout's (default: the model card's, else csvr)")  # fmt: skip
     parser.add_argument("--tau", type=float, help="the rollout's thermostat time (fs)")
+    parser.add_argument("--energy-rescale", metavar="WHAT",
+                        help="the rollout's: none, a potential (shipped name or file), or "
+                             "'reference' for the reference calculator itself (default: the "
+                             "model card's)")  # fmt: skip
     parser.add_argument("--reference-thermostat", choices=("csvr", "langevin"), default="csvr",
                         help="the reference's: CSVR (the issue's NVT), or the rollout's "
                              "Langevin with the rollout's τ")  # fmt: skip
@@ -206,6 +210,9 @@ def main() -> None:
     config = read_model_file(model)["config"]
     md_step, stride = float(config["md_timestep"]), int(config["stride"])
     results = {}
+    rescale = args.energy_rescale
+    if rescale == "reference":  # conserve the reference's own energy in each learned step
+        rescale = make_calculator(setup.calculator, **setup.parameters)
 
     def fresh_reference(temperature: float, seed: int, path: Path, tau_fs: float) -> Path:
         """Reference MD under ``--reference-thermostat``: CSVR with the setup's τ, or
@@ -230,7 +237,7 @@ def main() -> None:
             report = simulate(model, structure, temperature=temperature,
                               thermostat=args.thermostat, tau=args.tau,
                               steps=args.steps + args.burn, output=out, seed=k,
-                              overwrite=True, progress=False)  # fmt: skip
+                              overwrite=True, progress=False, energy_rescale=rescale)  # fmt: skip
             with TrajectoryReader(out) as reader:  # what ran: the card's unless told
                 ran = reader.provenance
             ran_tau = float(ran["thermostat_tau_fs"])
@@ -255,6 +262,7 @@ def main() -> None:
             }
             metrics["rollout_ps"] = args.steps * stride * md_step / 1000
             metrics["rollout_thermostat"] = {"name": ran["thermostat"], "tau_fs": ran_tau}
+            metrics["energy_rescale"] = args.energy_rescale or "the model card's"
             metrics["reference_thermostat"] = {
                 "name": args.reference_thermostat,
                 "tau_fs": ran_tau if args.reference_thermostat == "langevin" else setup.tau_fs,

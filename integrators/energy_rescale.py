@@ -52,8 +52,8 @@ class EnergyRescaler:
 
     ``potential`` is a :class:`ConservativePotential` (learned or Lennard-Jones; it runs
     on the rollout's device in its own dtype), a model-file path or a shipped model name,
-    or an ASE calculator (e.g. the reference force field itself; called once per system
-    and step, on the host).
+    or an ASE calculator (e.g. the reference force field itself, asap3's included; called
+    once per system and step, on the host).
     """
 
     def __init__(
@@ -64,7 +64,9 @@ class EnergyRescaler:
         self.factors: np.ndarray | None = None
         self.potential_energy: np.ndarray | None = None
         self._u: Tensor | None = None  # U at the rollout's current positions
-        if isinstance(potential, Calculator):  # e.g. the reference force field itself
+        if isinstance(potential, Calculator) or hasattr(potential, "get_potential_energy"):
+            # an ASE calculator, e.g. the reference force field itself (asap3's are not
+            # subclasses of ASE's Calculator)
             self.calculator = potential
             return
         if not isinstance(potential, ConservativePotential):

@@ -384,9 +384,13 @@ def test_energy_rescaling_keeps_the_total_energy():
 
 
 def test_energy_rescaling_with_an_ase_calculator_equals_the_torch_model(tmp_path):
-    """The exact LJ model and ASE's LJ calculator give the same rescaled rollout."""
+    """The exact LJ model and ASE's LJ calculator give the same rescaled rollout, as does
+    asap3's compiled one (not a subclass of ASE's Calculator) where it is installed."""
+    import importlib.util
+
     from ase.calculators.lj import LennardJones
 
+    from trajcast_engine.data.reference_md import make_calculator
     from trajcast_engine.nn.lennard_jones import LennardJonesConfig, LennardJonesPotential
 
     def argon() -> Atoms:
@@ -403,13 +407,17 @@ def test_energy_rescaling_with_an_ase_calculator_equals_the_torch_model(tmp_path
     lj = {"sigma": 3.4, "epsilon": 0.0104}
     exact = LennardJonesPotential(LennardJonesConfig(species=[18], cutoff=5.3, **lj))
     runs = []
-    for companion in (exact, LennardJones(rc=5.3, smooth=False, **lj)):
+    companions = [exact, LennardJones(rc=5.3, smooth=False, **lj)]
+    if importlib.util.find_spec("asap3") is not None:
+        companions.append(make_calculator("asap-lj", rc=5.3, **lj))
+    for companion in companions:
         atoms = argon()
         dyn = ForecastNVE(atoms, forecaster(), energy_rescale=companion)
         dyn.run(3)
         runs.append((atoms.get_velocities(), dyn.rescale_factor))
-    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-9, atol=1e-12)
-    assert runs[0][1] == pytest.approx(runs[1][1], rel=1e-9)
+    for velocities, factor in runs[1:]:
+        np.testing.assert_allclose(velocities, runs[0][0], rtol=1e-9, atol=1e-12)
+        assert factor == pytest.approx(runs[0][1], rel=1e-9)
 
 
 def test_changed_atoms_between_runs_are_picked_up():
