@@ -64,9 +64,9 @@ class EnergyRescaler:
         self.factors: np.ndarray | None = None
         self.potential_energy: np.ndarray | None = None
         self._u: Tensor | None = None  # U at the rollout's current positions
-        if isinstance(potential, Calculator) or hasattr(potential, "get_potential_energy"):
-            # an ASE calculator, e.g. the reference force field itself (asap3's are not
-            # subclasses of ASE's Calculator)
+        if hasattr(potential, "get_potential_energy"):
+            # an ASE calculator, e.g. the reference force field itself (duck-typed: asap3's
+            # are not subclasses of ASE's Calculator)
             self.calculator = potential
             return
         if not isinstance(potential, ConservativePotential):

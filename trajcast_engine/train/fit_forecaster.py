@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from integrators.kinetics import EV_PER_AMU_A2_FS2, KB
+from integrators.kinetics import KB, kinetic_energies
 from trajcast_engine.data.pairs import (
     TrainingPair,
     build_pairs,
@@ -167,10 +167,9 @@ def _loss_fn(settings: ForecastFitSettings) -> Callable[[Any, list], dict[str, t
 def noise_scales(graph: AtomicGraph, temperature: float) -> torch.Tensor:
     """Per atom, ``sqrt(T_s / temperature)`` with ``T_s = Σ m |v|² / (3 N k_B)`` the
     kinetic temperature (K) of the atom's system: masses in amu, velocities in Å/fs."""
-    mass_v2 = graph.masses * graph.velocities.pow(2).sum(dim=1)
-    twice_kinetic = scatter_sum(mass_v2, graph.system_idx, graph.n_systems) * EV_PER_AMU_A2_FS2
-    atoms = scatter_sum(torch.ones_like(graph.masses), graph.system_idx, graph.n_systems)
-    kinetic_t = twice_kinetic / (3.0 * atoms * KB)
+    kinetic = kinetic_energies(graph.velocities, graph.masses, graph.system_idx, graph.n_systems)
+    atoms = graph.atoms_per_system.to(kinetic.dtype)
+    kinetic_t = 2.0 * kinetic / (3.0 * atoms * KB)
     return (kinetic_t / temperature).sqrt()[graph.system_idx]
 
 
