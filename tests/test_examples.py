@@ -43,7 +43,9 @@ def test_train_own_forecaster(tmp_path):
 def test_validate_forecaster_scores_and_reuses_its_kept_reference(tmp_path):
     """The physics validation script on a short run: one table row per temperature, and
     with --reuse-references the kept reference is not run again."""
+    # ASE's own Lennard-Jones (the test extras leave asap3 out), a short equilibration
     args = ["ar-lj-forecaster", "--temperatures", "100", "--steps", "40", "--burn", "5",
+            "--calculator", "lj", "--equilibration-steps", "100",
             "--no-baseline", "--keep", "kept", "--output", "report.json"]  # fmt: skip
     out = run("validate_forecaster.py", *args, cwd=tmp_path)
     assert "100 K  forecaster vs reference: RDF" in out and "VDOS overlap" in out
@@ -55,3 +57,13 @@ def test_validate_forecaster_scores_and_reuses_its_kept_reference(tmp_path):
     assert reference.stat().st_mtime_ns == stamp
     second = json.loads((tmp_path / "report.json").read_text())["100 K"]
     assert second["rdf_integrated_abs_difference"] == first["rdf_integrated_abs_difference"]
+
+
+def test_validate_forecaster_names_a_calculator_it_cannot_make(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "validate_forecaster.py"), "ar-lj-forecaster",
+         "--calculator", "no-such-engine", "--steps", "2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "unknown calculator 'no-such-engine'" in result.stderr
