@@ -205,6 +205,12 @@ def main() -> None:
         "--no-baseline", dest="baseline", action="store_false",
         help="skip the second reference run (the metrics' noise floor)",
     )  # fmt: skip
+    parser.add_argument(
+        "--repeats", type=int, default=1, metavar="N",
+        help="N independent rollouts and N references per temperature (other seeds), "
+             "pooled: the RDF and spectrum averaged over runs, so that N runs of --steps "
+             "measure what one run N times longer would, with a lower noise floor",
+    )  # fmt: skip
     parser.add_argument("--keep", type=Path, help="keep the trajectories in this folder")
     parser.add_argument(
         "--reuse-references", action="store_true",
@@ -212,6 +218,8 @@ def main() -> None:
              "the same settings (to compare several model files against one reference)",
     )  # fmt: skip
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
     if args.reuse_references and args.keep is None:
         parser.error("--reuse-references needs --keep FOLDER (where the references are)")
     setup = SETUPS[args.model]
@@ -254,24 +262,30 @@ def main() -> None:
         tmp = Path(tmp)
         structure, _ = structure_file(args.model, tmp)
         for k, temperature in enumerate(args.temperatures or setup.temperatures):
-            out = tmp / f"rollout_{temperature:g}K.h5"
-            report = simulate(model, structure, temperature=temperature,
-                              thermostat=args.thermostat, tau=args.tau,
-                              steps=args.steps + args.burn, output=out, seed=k,
-                              overwrite=True, progress=False, energy_rescale=rescale)  # fmt: skip
-            with TrajectoryReader(out) as reader:  # what ran: the card's unless told
-                ran = reader.provenance
+            rollouts, references, seconds, ran = [], [], [], {}
+            for rep in range(args.repeats):
+                tag = f"{temperature:g}K" + (f"_r{rep}" if rep else "")
+                out = tmp / f"rollout_{tag}.h5"
+                report = simulate(model, structure, temperature=temperature,
+                                  thermostat=args.thermostat, tau=args.tau,
+                                  steps=args.steps + args.burn, output=out,
+                                  seed=k + 1000 * rep, overwrite=True, progress=False,
+                                  energy_rescale=rescale)  # fmt: skip
+                with TrajectoryReader(out) as reader:  # what ran: the card's unless told
+                    ran = reader.provenance
+                seconds.append(report.wall_seconds)
+                start = time.perf_counter()
+                ref_path = fresh_reference(temperature, 9000 + k + 1000 * rep,
+                                           tmp / f"reference_{tag}.h5",
+                                           float(ran["thermostat_tau_fs"]))  # fmt: skip
+                print(f"reference MD at {temperature:g} K{f' (repeat {rep})' if rep else ''}: "
+                      f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
+                references.append(analysis.load(ref_path, start=args.burn))
+                rollouts.append(analysis.load(out, start=args.burn))
             ran_tau = float(ran["thermostat_tau_fs"])
-            start = time.perf_counter()
-            ref_path = fresh_reference(
-                temperature, 9000 + k, tmp / f"reference_{temperature:g}K.h5", ran_tau
-            )
-            print(f"reference MD at {temperature:g} K: {time.perf_counter() - start:.0f} s")
-            reference = analysis.load(ref_path, start=args.burn)
-            rollout = analysis.load(out, start=args.burn)
-            n_dof = analysis.degrees_of_freedom(reference)
-            metrics = analysis.compare(rollout, reference, n_dof, diffusion=setup.liquid)
-            forecaster_rate = report.simulated_ps / report.wall_seconds
+            n_dof = analysis.degrees_of_freedom(references[0])
+            metrics = analysis.compare(rollouts, references, n_dof, diffusion=setup.liquid)
+            forecaster_rate = args.repeats * report.simulated_ps / sum(seconds)
             classic_rate = classic_md_ps_per_second(
                 args.model, setup, md_step, temperature, steps=20 if setup.companion else 2000
             )
@@ -288,18 +302,23 @@ def main() -> None:
                 "name": args.reference_thermostat,
                 "tau_fs": ran_tau if args.reference_thermostat == "langevin" else setup.tau_fs,
             }
-            print(f"{temperature:6.0f} K  forecaster vs reference: {summary_line(metrics)}"
+            pooled = f" ({args.repeats} runs each)" if args.repeats > 1 else ""
+            print(f"{temperature:6.0f} K  forecaster vs reference{pooled}: {summary_line(metrics)}"
                   f"  speed-up {metrics['speed']['speed_up']:.2f}x", flush=True)  # fmt: skip
             if args.baseline:
-                # The metrics' own noise floor: a second reference run, another seed.
-                second = fresh_reference(
-                    temperature, 9500 + k, tmp / f"reference_{temperature:g}K_b.h5", ran_tau
-                )
+                # The metrics' own noise floor: as many reference runs again, other seeds.
+                second_references = [
+                    analysis.load(fresh_reference(
+                        temperature, 9500 + k + 1000 * rep,
+                        tmp / (f"reference_{temperature:g}K_b" + (f"_r{rep}" if rep else "")
+                               + ".h5"), ran_tau,
+                    ), start=args.burn)
+                    for rep in range(args.repeats)
+                ]  # fmt: skip
                 metrics["baseline"] = analysis.compare(
-                    analysis.load(second, start=args.burn), reference, n_dof,
-                    diffusion=setup.liquid,
+                    second_references, references, n_dof, diffusion=setup.liquid
                 )  # fmt: skip
-                print(f"{temperature:6.0f} K  reference vs reference: "
+                print(f"{temperature:6.0f} K  reference vs reference{pooled}: "
                       f"{summary_line(metrics['baseline'])}", flush=True)  # fmt: skip
             results[f"{temperature:g} K"] = metrics
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -275,3 +275,47 @@ def test_drift_finds_a_run_that_heats_and_none_in_a_steady_one():
     assert rows[-1]["rdf_difference_from_first"] > 3 * rows[-1]["rdf_noise"] > 0  # real drift
     with pytest.raises(ValueError, match="cannot be cut into 5 stretches"):
         analysis.drift(analysis.select_frames(heating, np.arange(9)), None, windows=5)
+
+
+def _joined(a: TrajectoryData, b: TrajectoryData) -> TrajectoryData:
+    def cat(x, y):
+        return None if x is None else np.concatenate([x, y])
+
+    return dataclasses.replace(
+        a, **{f: cat(getattr(a, f), getattr(b, f))
+              for f in ("positions", "velocities", "cells", "times", "temperatures")},
+    )  # fmt: skip
+
+
+def test_pooled_runs_give_the_rdf_of_all_their_frames_and_average_the_spectra():
+    """Independent runs pooled: the RDF equals one over all their frames (frame-weighted,
+    unequal lengths), the spectrum is each run's own (no window across the join),
+    averaged; a run compared with itself scores zero and one; the count is reported."""
+    a, b = oscillating(6.0, frames=600), oscillating(4.0, frames=300)
+    b = dataclasses.replace(b, positions=b.positions + 0.03)  # another structure
+    r, g = analysis.pooled_rdf([a, b])
+    r_all, g_all = analysis.rdf(_joined(a, b))
+    np.testing.assert_allclose(r, r_all)
+    np.testing.assert_allclose(g, g_all, atol=1e-9)
+    nu, d = analysis.pooled_vdos([a, b])
+    (_, d_a), (_, d_b) = analysis.vdos(a, 1500.0), analysis.vdos(b, 1500.0)
+    np.testing.assert_allclose(d, (600 * d_a + 300 * d_b) / 900)
+    assert d[np.argmin(abs(nu - 6.0))] > 0 and d[np.argmin(abs(nu - 4.0))] > 0
+    same = analysis.compare([a, b], [a, b], 3 * len(a.masses) - 3)
+    assert same["rdf_integrated_abs_difference"] == 0.0
+    assert same["vdos_overlap"] == pytest.approx(1.0)
+    assert same["runs"] == {"test": 2, "reference": 2}
+    one = analysis.compare(a, [a, b], 3 * len(a.masses) - 3)
+    assert one["runs"] == {"test": 1, "reference": 2} and one["vdos_overlap"] < 0.9
+
+
+def test_pooling_runs_of_other_systems_or_frame_steps_is_refused():
+    a = oscillating(6.0, frames=600)
+    slower = oscillating(6.0, frames=600, dt=10.0)
+    with pytest.raises(ValueError, match="frame step"):
+        analysis.pooled_vdos([a, slower])
+    small = dataclasses.replace(a, cells=a.cells * 0.8, positions=a.positions * 0.8)
+    with pytest.raises(ValueError, match="one system"):
+        analysis.pooled_rdf([a, small])
+    with pytest.raises(ValueError, match="at least one run"):
+        analysis.compare([], a, 3)

@@ -41,20 +41,23 @@ def test_train_own_forecaster(tmp_path):
 
 @pytest.mark.skipif(not shipped_model_available("ar-lj-forecaster"), reason="no shipped model")
 def test_validate_forecaster_scores_and_reuses_its_kept_reference(tmp_path):
-    """The physics validation script on a short run: one table row per temperature, and
-    with --reuse-references the kept reference is not run again."""
+    """The physics validation script on a short run: one table row per temperature from
+    two pooled runs a side, and with --reuse-references the kept references are not run
+    again."""
     # ASE's own Lennard-Jones (the test extras leave asap3 out), a short equilibration
     args = ["ar-lj-forecaster", "--temperatures", "100", "--steps", "40", "--burn", "5",
-            "--calculator", "lj", "--equilibration-steps", "100",
+            "--calculator", "lj", "--equilibration-steps", "100", "--repeats", "2",
             "--no-baseline", "--keep", "kept", "--output", "report.json"]  # fmt: skip
     out = run("validate_forecaster.py", *args, cwd=tmp_path)
-    assert "100 K  forecaster vs reference: RDF" in out and "VDOS overlap" in out
+    assert "100 K  forecaster vs reference (2 runs each): RDF" in out and "VDOS overlap" in out
     first = json.loads((tmp_path / "report.json").read_text())["100 K"]
-    (reference,) = (tmp_path / "kept").glob("reference*100K*seg0.h5")
-    stamp = reference.stat().st_mtime_ns
+    assert first["runs"] == {"test": 2, "reference": 2}
+    references = sorted((tmp_path / "kept").glob("reference*100K*seg0.h5"))
+    assert len(references) == 2 and len(list((tmp_path / "kept").glob("rollout*.h5"))) == 2
+    stamps = [reference.stat().st_mtime_ns for reference in references]
     again = run("validate_forecaster.py", *args, "--reuse-references", cwd=tmp_path)
-    assert "reusing" in again and reference.name in again
-    assert reference.stat().st_mtime_ns == stamp
+    assert all(f"{reference.name}" in again for reference in references) and "reusing" in again
+    assert [reference.stat().st_mtime_ns for reference in references] == stamps
     second = json.loads((tmp_path / "report.json").read_text())["100 K"]
     assert second["rdf_integrated_abs_difference"] == first["rdf_integrated_abs_difference"]
 

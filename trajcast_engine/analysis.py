@@ -25,6 +25,7 @@ Units in: Å, fs, Å/fs.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -440,32 +441,91 @@ def select_frames(data: TrajectoryData, rows: np.ndarray) -> TrajectoryData:
     )  # fmt: skip
 
 
-def compare(
-    test: TrajectoryData, reference: TrajectoryData, n_dof: int, diffusion: bool = False
-) -> dict[str, Any]:
+Runs = TrajectoryData | Sequence[TrajectoryData]
+
+
+def _as_runs(runs: Runs) -> list[TrajectoryData]:
+    return [runs] if isinstance(runs, TrajectoryData) else list(runs)
+
+
+def _pooled(values: list[np.ndarray], runs: list[TrajectoryData]) -> np.ndarray:
+    """The frame-weighted mean of per-run arrays on one grid."""
+    frames = np.array([run.positions.shape[0] for run in runs], dtype=float)
+    return np.tensordot(frames / frames.sum(), np.stack(values), axes=1)
+
+
+def pooled_rdf(runs: Runs) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rdf` over independent runs of one system (the same atoms and cell): each
+    run's ``g`` weighted by its frame count, equal to the RDF of all their frames."""
+    runs = _as_runs(runs)
+    each = [rdf(run) for run in runs]
+    if any(r.shape != each[0][0].shape or not np.allclose(r, each[0][0]) for r, _ in each):
+        raise ValueError("the runs' RDFs use different grids: pool runs of one system")
+    return each[0][0], _pooled([g for _, g in each], runs)
+
+
+def pooled_vdos(runs: Runs) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`vdos` over independent runs: each run's spectrum (its own windows, none
+    across the join of two runs, at most as long as the shortest run) weighted by its
+    frame count."""
+    runs = _as_runs(runs)
+    shortest = min(len(run.times) * float(np.mean(np.diff(run.times))) for run in runs)
+    each = [vdos(run, window_fs=min(2000.0, shortest)) for run in runs]
+    if any(nu.shape != each[0][0].shape or not np.allclose(nu, each[0][0]) for nu, _ in each):
+        raise ValueError("the runs' spectra use different grids: pool runs of one frame step")
+    return each[0][0], _pooled([d for _, d in each], runs)
+
+
+def compare(test: Runs, reference: Runs, n_dof: int, diffusion: bool = False) -> dict[str, Any]:
     """The validation metrics of a rollout against reference MD of the same system;
     ``diffusion=True`` (liquids) adds the diffusion coefficients and their relative
-    difference."""
-    rdf_t, rdf_r = rdf(test), rdf(reference)
+    difference.
+
+    Either side may be several independent runs (other seeds) of the system, pooled: the
+    RDF and VDOS are their frame-weighted means (:func:`pooled_rdf`, :func:`pooled_vdos`),
+    the temperatures one series of all frames (its block-averaged error then spans the
+    joins, where the runs are uncorrelated), the per-element temperatures and the
+    diffusion coefficient the means over runs. Pooling shrinks the sampling noise of the
+    RDF and spectrum as one longer run would, without its slowest correlations."""
+    tests, references = _as_runs(test), _as_runs(reference)
+    if not tests or not references:
+        raise ValueError("compare needs at least one run on each side")
+    rdf_t, rdf_r = pooled_rdf(tests), pooled_rdf(references)
     (peak_t, height_t), (peak_r, height_r) = first_peak(*rdf_t), first_peak(*rdf_r)
     result: dict[str, Any] = {
+        "runs": {"test": len(tests), "reference": len(references)},
         "rdf_integrated_abs_difference": rdf_difference(rdf_t, rdf_r),
         "rdf_first_peak": {"test": peak_t, "reference": peak_r},
         "rdf_first_peak_height": {"test": height_t, "reference": height_r},
     }
-    if test.velocities is not None and reference.velocities is not None:
-        result["vdos_overlap"] = vdos_overlap(vdos(test), vdos(reference))
-    if all(d.velocities is not None or d.temperatures is not None for d in (test, reference)):
+    if all(run.velocities is not None for run in tests + references):
+        result["vdos_overlap"] = vdos_overlap(pooled_vdos(tests), pooled_vdos(references))
+    if all(run.velocities is not None or run.temperatures is not None
+           for run in tests + references):  # fmt: skip
         result["temperature"] = {
-            "test": temperature_summary(test, n_dof),
-            "reference": temperature_summary(reference, n_dof),
+            "test": _pooled_temperature(tests, n_dof),
+            "reference": _pooled_temperature(references, n_dof),
         }
-    if several_elements_moving(test) and several_elements_moving(reference):  # equipartition
+    if all(several_elements_moving(run) for run in tests + references):  # equipartition
         result["element_temperatures"] = {
-            "test": element_temperatures(test),
-            "reference": element_temperatures(reference),
+            "test": _pooled_element_temperatures(tests),
+            "reference": _pooled_element_temperatures(references),
         }
     if diffusion:
-        d_t, d_r = diffusion_coefficient(test), diffusion_coefficient(reference)
+        d_t = float(np.mean([diffusion_coefficient(run) for run in tests]))
+        d_r = float(np.mean([diffusion_coefficient(run) for run in references]))
         result["diffusion"] = {"test": d_t, "reference": d_r, "relative_error": d_t / d_r - 1}
     return result
+
+
+def _pooled_temperature(runs: list[TrajectoryData], n_dof: int) -> dict[str, float | None]:
+    series = [temperatures(run, n_dof) for run in runs]
+    if any(t is None for t in series):
+        raise ValueError("the trajectory has neither velocities nor temperatures")
+    return temperature_statistics(np.concatenate(series), n_dof)
+
+
+def _pooled_element_temperatures(runs: list[TrajectoryData]) -> dict[str, float]:
+    each = [element_temperatures(run) for run in runs]
+    frames = np.array([run.positions.shape[0] for run in runs], dtype=float)
+    return {s: float(np.dot(frames, [e[s] for e in each]) / frames.sum()) for s in each[0]}
