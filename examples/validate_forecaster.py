@@ -27,6 +27,14 @@ rollouts (``rollout_{T}K.h5``) and the references (``reference_{T}K_seg0.h5``, t
 default they go with a temporary folder. With ``--keep``, ``--reuse-references`` reuses the
 references already there when their provenance records the same settings and they hold
 every frame (several model files against one reference).
+
+One run's RDF and spectrum carry the sampling noise of its slowest modes, and a rollout's
+varies between seeds more than two references differ. ``--repeats N`` runs N rollouts and
+N references per temperature (other seeds; files ``..._r1`` on) and pools them
+(:func:`trajcast_engine.analysis.compare`), the baseline too: the floor and the score then
+belong to N times the run length. ``--calculator`` replaces the setup's reference
+calculator (``lj``, ASE's own Lennard-Jones, where asap3 is not installed) and
+``--equilibration-steps`` its equilibration.
 """
 
 from __future__ import annotations
