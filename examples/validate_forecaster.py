@@ -140,6 +140,11 @@ def structure_file(model: str, folder: Path) -> tuple[Path, bool]:
         return path, True
 
 
+def repeat_suffix(rep: int) -> str:
+    """The file-name suffix of repeat ``rep`` (none for the first, as without --repeats)."""
+    return f"_r{rep}" if rep else ""
+
+
 def summary_line(metrics: dict) -> str:
     """One line of :func:`analysis.compare`'s metrics."""
     t, ref = metrics["temperature"]["test"], metrics["temperature"]["reference"]
@@ -272,7 +277,7 @@ def main() -> None:
         for k, temperature in enumerate(args.temperatures or setup.temperatures):
             rollouts, references, seconds, ran = [], [], [], {}
             for rep in range(args.repeats):
-                tag = f"{temperature:g}K" + (f"_r{rep}" if rep else "")
+                tag = f"{temperature:g}K{repeat_suffix(rep)}"
                 out = tmp / f"rollout_{tag}.h5"
                 report = simulate(model, structure, temperature=temperature,
                                   thermostat=args.thermostat, tau=args.tau,
@@ -318,8 +323,7 @@ def main() -> None:
                 second_references = [
                     analysis.load(fresh_reference(
                         temperature, 9500 + k + 1000 * rep,
-                        tmp / (f"reference_{temperature:g}K_b" + (f"_r{rep}" if rep else "")
-                               + ".h5"), ran_tau,
+                        tmp / f"reference_{temperature:g}K_b{repeat_suffix(rep)}.h5", ran_tau,
                     ), start=args.burn)
                     for rep in range(args.repeats)
                 ]  # fmt: skip
