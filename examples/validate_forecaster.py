@@ -243,7 +243,7 @@ def main() -> None:
             parser.error("--equilibration-steps must be >= 0")
         setup = replace(setup, equilibration_steps=args.equilibration_steps)
     try:
-        make_calculator(setup.calculator, **setup.parameters)
+        calculator = make_calculator(setup.calculator, **setup.parameters)
     except ValueError as err:
         hint = " (or --calculator lj, ASE's own)" if setup.calculator == "asap-lj" else ""
         parser.error(f"{err}{hint}")
@@ -254,7 +254,7 @@ def main() -> None:
     results = {}
     rescale = args.energy_rescale
     if rescale == "reference":  # conserve the reference's own energy in each learned step
-        rescale = make_calculator(setup.calculator, **setup.parameters)
+        rescale = calculator
 
     def fresh_reference(temperature: float, seed: int, path: Path, tau_fs: float) -> Path:
         """Reference MD under ``--reference-thermostat``: CSVR with the setup's τ, or

@@ -353,12 +353,13 @@ def temperature_statistics(series: np.ndarray, n_dof: int) -> dict[str, float | 
     }
 
 
-def temperature_summary(data: TrajectoryData, n_dof: int) -> dict[str, float | None]:
-    """:func:`temperature_statistics` of the temperatures :func:`temperatures` gives."""
-    series = temperatures(data, n_dof)
-    if series is None:
+def temperature_summary(data: Runs, n_dof: int) -> dict[str, float | None]:
+    """:func:`temperature_statistics` of the temperatures :func:`temperatures` gives; of
+    several runs, their series joined into one."""
+    series = [temperatures(run, n_dof) for run in _as_runs(data)]
+    if any(t is None for t in series):
         raise ValueError("the trajectory has neither velocities nor temperatures")
-    return temperature_statistics(series, n_dof)
+    return temperature_statistics(np.concatenate(series), n_dof)
 
 
 def format_temperature(stats: dict[str, float | None]) -> str:
@@ -503,8 +504,8 @@ def compare(test: Runs, reference: Runs, n_dof: int, diffusion: bool = False) ->
     if all(run.velocities is not None or run.temperatures is not None
            for run in tests + references):  # fmt: skip
         result["temperature"] = {
-            "test": _pooled_temperature(tests, n_dof),
-            "reference": _pooled_temperature(references, n_dof),
+            "test": temperature_summary(tests, n_dof),
+            "reference": temperature_summary(references, n_dof),
         }
     if all(several_elements_moving(run) for run in tests + references):  # equipartition
         result["element_temperatures"] = {
@@ -518,14 +519,8 @@ def compare(test: Runs, reference: Runs, n_dof: int, diffusion: bool = False) ->
     return result
 
 
-def _pooled_temperature(runs: list[TrajectoryData], n_dof: int) -> dict[str, float | None]:
-    series = [temperatures(run, n_dof) for run in runs]
-    if any(t is None for t in series):
-        raise ValueError("the trajectory has neither velocities nor temperatures")
-    return temperature_statistics(np.concatenate(series), n_dof)
-
-
 def _pooled_element_temperatures(runs: list[TrajectoryData]) -> dict[str, float]:
     each = [element_temperatures(run) for run in runs]
-    frames = np.array([run.positions.shape[0] for run in runs], dtype=float)
-    return {s: float(np.dot(frames, [e[s] for e in each]) / frames.sum()) for s in each[0]}
+    symbols = list(each[0])
+    means = _pooled([np.array([e[s] for s in symbols]) for e in each], runs)
+    return dict(zip(symbols, map(float, means), strict=True))
