@@ -93,6 +93,8 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=5e-3)
     parser.add_argument("--rollout-steps", type=int, default=1,
                         help="strides chained in the loss (1: one-step pairs)")  # fmt: skip
+    parser.add_argument("--reversibility-weight", type=float, default=0.0,
+                        help="weight of the run-back (time-reversibility) loss")  # fmt: skip
     parser.add_argument("--lmax", type=int, default=2, help="highest tensor order")
     args = parser.parse_args()
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +130,7 @@ def main() -> None:
         select_by=args.select_by,
         init_from=args.init_from,
         rollout_steps=args.rollout_steps,
+        reversibility_weight=args.reversibility_weight,
     )
 
     metadata = {

@@ -79,6 +79,7 @@ class Setup:
     equilibration_steps: int = 4000
     companion: str | None = None  # an ML potential for the speed-up, else the reference
     liquid: bool = False
+    neighbour_cutoff: float = 3.0  # Å: the first shell, for the neighbour velocity correlation
 
 
 SETUPS = {
@@ -91,12 +92,14 @@ SETUPS = {
         temperatures=(100.0,),
         equilibration_steps=2500,
         liquid=True,
+        neighbour_cutoff=5.2,
     ),  # fmt: skip
     "ala2-amber-forecaster": Setup(
         "trajcast_engine.data.openmm_calculator:OpenMMCalculator",
         {"pdb": ALA2},
         tau_fs=100.0,
         equilibration_steps=10000,
+        neighbour_cutoff=1.7,  # the covalent bonds
     ),  # fmt: skip
 }
 
@@ -157,6 +160,9 @@ def summary_line(metrics: dict) -> str:
         f"  VDOS overlap {metrics['vdos_overlap']:.3f}"
         f"  T {analysis.format_temperature(t)}, ref {analysis.format_temperature(ref)}"
     )
+    if "neighbour_velocity_correlation" in metrics:
+        c = metrics["neighbour_velocity_correlation"]
+        line += f"  neighbour v-corr {c['test']:+.4f}/{c['reference']:+.4f}"
     if "diffusion" in metrics:
         d = metrics["diffusion"]
         line += f"  D {d['test']:.3f}/{d['reference']:.3f} e-9 m²/s"
@@ -297,7 +303,13 @@ def main() -> None:
                 rollouts.append(analysis.load(out, start=args.burn))
             ran_tau = float(ran["thermostat_tau_fs"])
             n_dof = analysis.degrees_of_freedom(references[0])
-            metrics = analysis.compare(rollouts, references, n_dof, diffusion=setup.liquid)
+            metrics = analysis.compare(
+                rollouts,
+                references,
+                n_dof,
+                diffusion=setup.liquid,
+                neighbour_cutoff=setup.neighbour_cutoff,
+            )
             forecaster_rate = args.repeats * report.simulated_ps / sum(seconds)
             classic_rate = classic_md_ps_per_second(
                 args.model, setup, md_step, temperature, steps=20 if setup.companion else 2000
@@ -328,7 +340,8 @@ def main() -> None:
                     for rep in range(args.repeats)
                 ]  # fmt: skip
                 metrics["baseline"] = analysis.compare(
-                    second_references, references, n_dof, diffusion=setup.liquid
+                    second_references, references, n_dof, diffusion=setup.liquid,
+                    neighbour_cutoff=setup.neighbour_cutoff,
                 )  # fmt: skip
                 print(f"{temperature:6.0f} K  reference vs reference{pooled}: "
                       f"{summary_line(metrics['baseline'])}", flush=True)  # fmt: skip

@@ -223,6 +223,33 @@ def test_element_temperatures_find_the_element_that_runs_hot():
     assert "element_temperatures" not in analysis.compare(one_element, one_element, 3 * n - 6)
 
 
+def test_neighbour_velocity_correlation_is_zero_at_equipartition_and_sees_collective_motion():
+    """Independent Maxwell-Boltzmann velocities in an fcc crystal: neighbours uncorrelated
+    but for the fixed momentum (-1/(N - 1)); a long-wavelength wave (neighbours in step)
+    reads near +1, a zone-boundary one (neighbours against each other) negative."""
+    rng = np.random.default_rng(5)
+    crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)
+    n, frames = len(crystal), 60
+    cell = crystal.cell.array
+    positions = crystal.positions + rng.normal(scale=0.05, size=(frames, n, 3))
+
+    def run(v: np.ndarray) -> TrajectoryData:
+        return TrajectoryData(positions, v, np.repeat(cell[None], frames, axis=0),
+                              np.arange(frames) * 20.0, np.full(n, 63.5), None)  # fmt: skip
+
+    canonical = analysis.neighbour_velocity_correlation(run(rng.normal(size=(frames, n, 3))), 3.0)
+    assert canonical == pytest.approx(-1.0 / (n - 1), abs=0.01)
+    x = crystal.positions[:, 0] / (3 * 3.61)  # fractional along a: a wave of 3 cells
+    phases = rng.uniform(0, 2 * np.pi, frames)[:, None, None]
+    wave = np.sin(2 * np.pi * x[None, :, None] + phases) * np.array([0.0, 1.0, 0.0])
+    assert analysis.neighbour_velocity_correlation(run(wave), 3.0) > 0.5  # (4 + 8 / 2) / 12
+    zone_edge = np.cos(2 * np.pi * crystal.positions[:, 0] / 3.61)  # +1 / -1 on the planes
+    optical = zone_edge[None, :, None] * rng.normal(size=(frames, 1, 3))
+    assert analysis.neighbour_velocity_correlation(run(optical), 3.0) < -0.2  # (4 - 8) / 12
+    with pytest.raises(ValueError, match="no two atoms closer than the cutoff"):
+        analysis.neighbour_velocity_correlation(run(optical), 1.0)
+
+
 def test_standard_error_of_a_correlated_mean_by_block_averaging():
     """AR(1) with φ = 0.9: the true error of the mean is sqrt((1+φ)/(1-φ)) = 4.4x the naive
     σ/sqrt(n); block averaging must find it, and the naive value for white noise."""

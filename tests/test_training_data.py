@@ -431,3 +431,40 @@ def test_rollout_loss_feeds_each_forecast_back_as_the_next_input(reference):
                          rollout_steps=2, position_noise=0.01))  # fmt: skip
     assert np.isfinite(fit.history[0]["val_rollout_velocity_relative"])
     assert np.isfinite(fit.validation["rollout_velocity_relative"])
+
+
+class _Flight(torch.nn.Module):
+    """A stand-in forecaster: free flight over ``tau`` fs with the velocity scaled by
+    ``keep`` (1: exactly time-reversible; below 1: a damping map)."""
+
+    def __init__(self, tau: float, keep: float) -> None:
+        super().__init__()
+        self.tau, self.keep = tau, keep
+        self.config = ForecasterConfig(species=[29], cutoff=4.0)
+        self.displacement_scale, self.velocity_scale = 0.05, 0.01
+
+    def forward(self, graph):
+        return {"displacements": graph.velocities * self.tau,
+                "velocities": graph.velocities * self.keep}  # fmt: skip
+
+
+def test_reversibility_loss_is_zero_for_a_reversible_map_and_sees_damping(reference):
+    from trajcast_engine.train.fit_forecaster import _loss_fn, _reversal_error
+
+    graph = build_pairs(reference[:1], 10.0, every=7)[0].graph.with_neighbors(4.0)
+    v = graph.velocities
+    assert float(_reversal_error(_Flight(10.0, 1.0), graph, _Flight(10.0, 1.0)(graph))) < 1e-12
+    damped = _Flight(10.0, 0.9)
+    # run back from (r + vτ, -0.9 v): displacement -0.9 vτ, velocity -0.81 v
+    expected = ((0.1 * v * 10.0 / 0.05).pow(2).mean() + (0.19 * v / 0.01).pow(2).mean()).item()
+    assert float(_reversal_error(damped, graph, damped(graph))) == pytest.approx(expected, rel=1e-5)
+    # in the loss: w_rev times that, reported as its own term
+    pairs = build_pairs(reference[:1], 10.0, every=7)[:2]
+    plain = _loss_fn(ForecastFitSettings())(damped, pairs)
+    weighted = _loss_fn(ForecastFitSettings(reversibility_weight=0.5))(damped, pairs)
+    assert "reversal" not in plain and float(weighted["reversal"]) > 0
+    assert float(weighted["loss"]) == pytest.approx(
+        float(plain["loss"]) + 0.5 * float(weighted["reversal"]), rel=1e-6
+    )
+    with pytest.raises(ValueError, match="reversibility_weight must be >= 0"):
+        ForecastFitSettings(reversibility_weight=-1.0)

@@ -12,6 +12,8 @@
   reported in 10⁻⁹ m²/s).
 - Drift along a run: per stretch of frames the mean temperature, RDF first peak and
   RMS fluctuation about the mean positions (:func:`drift`).
+- Neighbour velocity correlation, a kinetic equipartition check that needs no second
+  element (:func:`neighbour_velocity_correlation`).
 - Temperature mean with its block-averaged standard error, and the fluctuation against
   the canonical ``σ_T = T sqrt(2 / N_dof)``.
   Where a file stores velocities the temperature is recomputed from them the same way for
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from ase import Atoms
 
 
 @dataclass
@@ -315,6 +318,41 @@ def element_temperatures(data: TrajectoryData) -> dict[str, float]:
     return {chemical_symbols[z]: float(np.mean(t)) for z, t in sorted(per_frame.items())}
 
 
+def neighbour_velocity_correlation(
+    data: TrajectoryData, cutoff: float, max_frames: int = 200
+) -> float:
+    """Mass-weighted correlation of the thermal velocities ``u`` (as
+    :func:`internal_temperatures`) of atoms closer than ``cutoff`` (Å), over up to
+    ``max_frames`` evenly spaced frames:
+
+        c = Σ_pairs sqrt(m_i m_j) u_i·u_j / Σ_pairs ½ (m_i |u_i|² + m_j |u_j|²).
+
+    In the canonical ensemble the momenta of different atoms are independent of each
+    other and of the positions (the Maxwell-Boltzmann factor), so ``c`` is zero but for
+    the fixed total momentum (``-1/(N - 1)`` for one element). Dynamics that feed the slow,
+    collective modes and drain the fast ones, where neighbours move against each other,
+    leave ``c > 0``; with one element, per-element temperatures cannot see that, and in a
+    crystal it narrows the bond-length spread at an unchanged temperature."""
+    from ase.neighborlist import neighbor_list
+
+    rows = np.unique(np.linspace(0, len(data.times) - 1, max_frames).round().astype(int))
+    chosen = select_frames(data, rows)
+    thermal = _frames_as_batch(chosen)["thermal"].numpy().reshape(len(rows), -1, 3)
+    m = chosen.masses
+    periodic = bool(np.any(chosen.cells))
+    product, energy = 0.0, 0.0
+    for k in range(len(rows)):
+        frame = Atoms(positions=chosen.positions[k], cell=chosen.cells[k], pbc=periodic)
+        i, j = neighbor_list("ij", frame, float(cutoff))
+        u = thermal[k]
+        product += float(np.sum(np.sqrt(m[i] * m[j]) * np.sum(u[i] * u[j], axis=1)))
+        kinetic = m * np.sum(u * u, axis=1)
+        energy += float(np.sum(0.5 * (kinetic[i] + kinetic[j])))
+    if energy == 0.0:
+        raise ValueError(f"no two atoms closer than the cutoff {cutoff} Å")
+    return product / energy
+
+
 def temperatures(data: TrajectoryData, n_dof: int) -> np.ndarray | None:
     """(F,) K: from the velocities where the file has them (:func:`internal_temperatures`),
     else the temperatures it stores, else None."""
@@ -477,10 +515,12 @@ def pooled_vdos(runs: Runs) -> tuple[np.ndarray, np.ndarray]:
     return each[0][0], _pooled([d for _, d in each], runs)
 
 
-def compare(test: Runs, reference: Runs, n_dof: int, diffusion: bool = False) -> dict[str, Any]:
+def compare(test: Runs, reference: Runs, n_dof: int, diffusion: bool = False,
+            neighbour_cutoff: float | None = None) -> dict[str, Any]:  # fmt: skip
     """The validation metrics of a rollout against reference MD of the same system;
     ``diffusion=True`` (liquids) adds the diffusion coefficients and their relative
-    difference.
+    difference, ``neighbour_cutoff`` (Å) the :func:`neighbour_velocity_correlation` of
+    each side (run means).
 
     Either side may be several independent runs (other seeds) of the system, pooled: the
     RDF and VDOS are their frame-weighted means (:func:`pooled_rdf`, :func:`pooled_vdos`),
@@ -512,6 +552,13 @@ def compare(test: Runs, reference: Runs, n_dof: int, diffusion: bool = False) ->
             "test": _pooled_element_temperatures(tests),
             "reference": _pooled_element_temperatures(references),
         }
+    if neighbour_cutoff is not None and all(run.velocities is not None
+                                            for run in tests + references):  # fmt: skip
+        result["neighbour_velocity_correlation"] = {
+            name: float(np.mean([neighbour_velocity_correlation(run, neighbour_cutoff)
+                                 for run in runs]))
+            for name, runs in (("test", tests), ("reference", references))
+        }  # fmt: skip
     if diffusion:
         d_t = float(np.mean([diffusion_coefficient(run) for run in tests]))
         d_r = float(np.mean([diffusion_coefficient(run) for run in references]))

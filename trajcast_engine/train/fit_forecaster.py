@@ -41,6 +41,21 @@ shows it (the "pushforward" / multi-step losses of Brandstetter, Worrall & Welli
 generally). The reported Δr / v' errors stay those of the first step, comparable with
 one-step training; ``rollout_velocity_relative`` is the relative velocity error after
 the K-th.
+
+Reversibility loss (``reversibility_weight = w_rev > 0``): Hamiltonian dynamics is
+time-reversible, ``Φ ∘ R ∘ Φ = R`` with ``R(r, v) = (r, -v)``: run a stride, flip the
+velocities, run another, and the atoms are back where they started with their starting
+velocities reversed. The first forecast ``(r + Δr̂, v̂')`` is run back from
+``(r + Δr̂, -v̂')`` and
+
+    L_rev = w_rev · [ mean((Δr̂_back + Δr̂) / σ_r)²  +  mean((v̂_back + v) / σ_v)² ].
+
+A reversible map cannot damp a vibration (a reversible linear map of one mode has unit
+determinant), so the loss fights the slow, mode-dependent loss or gain of energy that a
+global thermostat cannot redistribute (equipartition; see input noise above). It needs
+no reference data beyond the input frame. Reversible integrators (velocity Verlet) owe
+their long-time energy behaviour to the same property (Hairer, Lubich & Wanner,
+"Geometric Numerical Integration", ch. V and XI).
 """
 
 from __future__ import annotations
@@ -82,6 +97,7 @@ class ForecastFitSettings(TrainSettings):
     position_noise: float = 0.0  # Å, training-input noise (see the module docstring)
     noise_temperature: float | None = None  # K: σ scales as sqrt(T / this) (module doc)
     rollout_steps: int = 1  # strides chained in the loss (see the module docstring)
+    reversibility_weight: float = 0.0  # w_rev: stride, reverse, stride back (module doc)
     init_from: str | None = None  # start from this forecaster file's weights
 
     def __post_init__(self) -> None:
@@ -90,6 +106,8 @@ class ForecastFitSettings(TrainSettings):
             raise ValueError(f"rollout_steps must be a positive integer, got {self.rollout_steps}")
         if self.position_noise < 0:
             raise ValueError(f"position_noise must be >= 0 Å, got {self.position_noise}")
+        if not self.reversibility_weight >= 0:
+            raise ValueError(f"reversibility_weight must be >= 0, got {self.reversibility_weight}")
         if self.noise_temperature is not None and not self.noise_temperature > 0:
             raise ValueError(f"noise_temperature must be > 0 K, got {self.noise_temperature}")
 
@@ -149,6 +167,9 @@ def _loss_fn(settings: ForecastFitSettings) -> Callable[[Any, list], dict[str, t
                     "velocity_mse": err_v.pow(2).mean(),
                     "velocity_relative": err_v.norm(dim=1).sum() / speeds[0].norm(dim=1).sum(),
                 }
+                if settings.reversibility_weight > 0:
+                    terms["reversal"] = _reversal_error(model, graph, out)
+                    loss = loss + steps * settings.reversibility_weight * terms["reversal"]
             if j + 1 < steps:  # the forecast becomes the next input
                 graph = graph.replace(positions=graph.positions + out["displacements"],
                                       velocities=out["velocities"])  # fmt: skip
@@ -162,6 +183,20 @@ def _loss_fn(settings: ForecastFitSettings) -> Callable[[Any, list], dict[str, t
         return terms
 
     return losses
+
+
+def _reversal_error(
+    model: TrajCastForecaster, graph: AtomicGraph, out: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """Normalised squared error of running the forecast ``out`` of ``graph`` back: from
+    ``(r + Δr̂, -v̂')`` the model should step ``-Δr̂`` and end at ``-v`` (module doc)."""
+    back = graph.replace(positions=graph.positions + out["displacements"],
+                         velocities=-out["velocities"])  # fmt: skip
+    returned = model(back.with_neighbors(model.config.cutoff))
+    err_r = returned["displacements"] + out["displacements"]
+    err_v = returned["velocities"] + graph.velocities
+    normalised_r = (err_r / model.displacement_scale).pow(2).mean()
+    return normalised_r + (err_v / model.velocity_scale).pow(2).mean()
 
 
 def noise_scales(graph: AtomicGraph, temperature: float) -> torch.Tensor:
