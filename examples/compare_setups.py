@@ -90,7 +90,10 @@ def main() -> None:
                               steps=args.frames + args.burn, output=out, seed=1,
                               progress=False, **kwargs)  # fmt: skip
             run = analysis.load(out, start=args.burn)
-            metrics = analysis.compare(run, reference, n_dof, diffusion=setup.liquid)
+            metrics = analysis.compare(
+                run, reference, n_dof, diffusion=setup.liquid,
+                neighbour_cutoff=setup.neighbour_cutoff,
+            )  # fmt: skip
             print(f"{name}  ({report.wall_seconds:.0f} s): {summary_line(metrics)}{extra(run)}",
                   flush=True)  # fmt: skip
 

@@ -329,7 +329,9 @@ def neighbour_velocity_correlation(
 
     In the canonical ensemble the momenta of different atoms are independent of each
     other and of the positions (the Maxwell-Boltzmann factor), so ``c`` is zero but for
-    the fixed total momentum (``-1/(N - 1)`` for one element). Dynamics that feed the slow,
+    the fixed total momentum (``-1/(N - 1)`` for one element) and, in a molecule in
+    vacuum, the removed rotation (-0.1 over the bonds of alanine dipeptide in MD: compare
+    with reference MD rather than with zero). Dynamics that feed the slow,
     collective modes and drain the fast ones, where neighbours move against each other,
     leave ``c > 0``; with one element, per-element temperatures cannot see that, and in a
     crystal it narrows the bond-length spread at an unchanged temperature."""

@@ -55,7 +55,10 @@ determinant), so the loss fights the slow, mode-dependent loss or gain of energy
 global thermostat cannot redistribute (equipartition; see input noise above). It needs
 no reference data beyond the input frame. Reversible integrators (velocity Verlet) owe
 their long-time energy behaviour to the same property (Hairer, Lubich & Wanner,
-"Geometric Numerical Integration", ch. V and XI).
+"Geometric Numerical Integration", ch. V and XI). Measured on fcc Cu under CSVR: it brought the
+neighbour velocity correlation (:func:`trajcast_engine.analysis.neighbour_velocity_correlation`)
+from +0.010 to +0.001 against MD's -0.004 (the copper model card); on alanine
+dipeptide it did not (its card).
 """
 
 from __future__ import annotations
