@@ -158,6 +158,8 @@ def summary_line(metrics: dict) -> str:
         f"  peak {peak['test']:.3f}/{peak['reference']:.3f} Å"
         f" height {height['test']:.2f}/{height['reference']:.2f}"
         f"  VDOS overlap {metrics['vdos_overlap']:.3f}"
+        f" (mean {metrics['vdos_mean_frequency']['test']:.3f}"
+        f"/{metrics['vdos_mean_frequency']['reference']:.3f} THz)"
         f"  T {analysis.format_temperature(t)}, ref {analysis.format_temperature(ref)}"
     )
     if "neighbour_velocity_correlation" in metrics:

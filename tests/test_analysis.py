@@ -39,6 +39,12 @@ def test_vdos_peaks_at_the_oscillation_frequency_and_overlaps():
     same = analysis.vdos_overlap((nu, d), analysis.vdos(oscillating(6.0)))
     other = analysis.vdos_overlap((nu, d), analysis.vdos(oscillating(4.0)))
     assert same == pytest.approx(1.0, abs=1e-9) and other < 0.1
+    # the mean frequency sees a 1% shift the overlap hardly does
+    mean = analysis.vdos_mean_frequency((nu, d))
+    stiff = analysis.vdos_mean_frequency(analysis.vdos(oscillating(6.06)))
+    assert mean == pytest.approx(6.0, rel=0.005) and stiff / mean == pytest.approx(1.01, abs=0.002)
+    metrics = analysis.compare(oscillating(6.06), oscillating(6.0), 3)
+    assert metrics["vdos_mean_frequency"] == {"test": stiff, "reference": mean}
 
 
 def test_frames_too_far_apart_are_recognised_as_aliasing_the_spectrum():
