@@ -79,12 +79,15 @@ class Setup:
     equilibration_steps: int = 4000
     companion: str | None = None  # an ML potential for the speed-up, else the reference
     liquid: bool = False
-    neighbour_cutoff: float = 3.0  # Å: the first shell, for the neighbour velocity correlation
+    neighbour_cutoff: float | None = None  # Å: neighbours for the velocity correlation
 
 
 SETUPS = {
     "cu-emt-forecaster": Setup(
-        "asap-emt", temperatures=(300.0, 600.0), companion="cu-emt-potential"
+        "asap-emt",
+        temperatures=(300.0, 600.0),
+        companion="cu-emt-potential",
+        neighbour_cutoff=3.0,  # the first shell
     ),  # fmt: skip
     "ar-lj-forecaster": Setup(
         "asap-lj",

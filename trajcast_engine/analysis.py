@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from ase import Atoms
 
 
 @dataclass
@@ -343,21 +342,19 @@ def neighbour_velocity_correlation(
     collective modes and drain the fast ones, where neighbours move against each other,
     leave ``c > 0``; with one element, per-element temperatures cannot see that, and in a
     crystal it narrows the bond-length spread at an unchanged temperature."""
-    from ase.neighborlist import neighbor_list
+    from trajcast_engine.neighbors import neighbor_list
 
     rows = np.unique(np.linspace(0, len(data.times) - 1, max_frames).round().astype(int))
     chosen = select_frames(data, rows)
-    thermal = _frames_as_batch(chosen)["thermal"].numpy().reshape(len(rows), -1, 3)
-    m = chosen.masses
-    periodic = bool(np.any(chosen.cells))
-    product, energy = 0.0, 0.0
-    for k in range(len(rows)):
-        frame = Atoms(positions=chosen.positions[k], cell=chosen.cells[k], pbc=periodic)
-        i, j = neighbor_list("ij", frame, float(cutoff))
-        u = thermal[k]
-        product += float(np.sum(np.sqrt(m[i] * m[j]) * np.sum(u[i] * u[j], axis=1)))
-        kinetic = m * np.sum(u * u, axis=1)
-        energy += float(np.sum(0.5 * (kinetic[i] + kinetic[j])))
+    batch = _frames_as_batch(chosen)  # the frames as one batch: pairs never cross frames
+    u, m = batch["thermal"].numpy(), batch["masses"].numpy()
+    starts = np.arange(len(rows) + 1) * chosen.positions.shape[1]
+    pairs = neighbor_list(chosen.positions.reshape(-1, 3), chosen.cells,
+                          bool(np.any(chosen.cells)), cutoff, ptr=starts)  # fmt: skip
+    i, j = pairs.i, pairs.j
+    product = float(np.sum(np.sqrt(m[i] * m[j]) * np.sum(u[i] * u[j], axis=1)))
+    kinetic = m * np.sum(u * u, axis=1)
+    energy = float(np.sum(0.5 * (kinetic[i] + kinetic[j])))
     if energy == 0.0:
         raise ValueError(f"no two atoms closer than the cutoff {cutoff} Å")
     return product / energy
@@ -549,7 +546,8 @@ def compare(test: Runs, reference: Runs, n_dof: int, diffusion: bool = False,
         "rdf_first_peak": {"test": peak_t, "reference": peak_r},
         "rdf_first_peak_height": {"test": height_t, "reference": height_r},
     }
-    if all(run.velocities is not None for run in tests + references):
+    moving = all(run.velocities is not None for run in tests + references)
+    if moving:
         spectra = pooled_vdos(tests), pooled_vdos(references)
         result["vdos_overlap"] = vdos_overlap(*spectra)
         result["vdos_mean_frequency"] = dict(
@@ -566,8 +564,7 @@ def compare(test: Runs, reference: Runs, n_dof: int, diffusion: bool = False,
             "test": _pooled_element_temperatures(tests),
             "reference": _pooled_element_temperatures(references),
         }
-    if neighbour_cutoff is not None and all(run.velocities is not None
-                                            for run in tests + references):  # fmt: skip
+    if neighbour_cutoff is not None and moving:
         result["neighbour_velocity_correlation"] = {
             name: float(np.mean([neighbour_velocity_correlation(run, neighbour_cutoff)
                                  for run in runs]))

@@ -158,8 +158,7 @@ def _loss_fn(settings: ForecastFitSettings) -> Callable[[Any, list], dict[str, t
             out = model(graph)
             moved = moved + out["displacements"]
             err_r, err_v = moved - path[j], out["velocities"] - speeds[j]
-            normalised_r = (err_r / model.displacement_scale).pow(2).mean()
-            normalised_v = (err_v / model.velocity_scale).pow(2).mean()
+            normalised_r, normalised_v = _normalised(model, err_r, err_v)
             loss = loss + settings.displacement_weight * normalised_r
             loss = loss + settings.velocity_weight * normalised_v
             if j == 0:
@@ -198,8 +197,17 @@ def _reversal_error(
     returned = model(back.with_neighbors(model.config.cutoff))
     err_r = returned["displacements"] + out["displacements"]
     err_v = returned["velocities"] + graph.velocities
+    normalised_r, normalised_v = _normalised(model, err_r, err_v)
+    return normalised_r + normalised_v
+
+
+def _normalised(
+    model: TrajCastForecaster, err_r: torch.Tensor, err_v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean squared displacement and velocity errors in units of the model's output
+    scales ``σ_r``, ``σ_v`` (the terms of the module docstring's loss)."""
     normalised_r = (err_r / model.displacement_scale).pow(2).mean()
-    return normalised_r + (err_v / model.velocity_scale).pow(2).mean()
+    return normalised_r, (err_v / model.velocity_scale).pow(2).mean()
 
 
 def noise_scales(graph: AtomicGraph, temperature: float) -> torch.Tensor:
