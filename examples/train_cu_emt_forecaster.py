@@ -41,6 +41,7 @@ import sys
 from pathlib import Path
 
 from ase.build import bulk
+from ase.io import write
 
 from trajcast_engine.generate import generate
 from trajcast_engine.nn.forecaster import ForecasterConfig
@@ -95,12 +96,16 @@ def main() -> None:
                         help="strides chained in the loss (1: one-step pairs)")  # fmt: skip
     parser.add_argument("--reversibility-weight", type=float, default=0.0,
                         help="weight of the run-back (time-reversibility) loss")  # fmt: skip
+    parser.add_argument("--mode-balance-weight", type=float, default=0.0,
+                        help="weight of the phonon-band energy balance term (0: off)")  # fmt: skip
     parser.add_argument("--lmax", type=int, default=2, help="highest tensor order")
     args = parser.parse_args()
     args.output.parent.mkdir(parents=True, exist_ok=True)
 
     calculator = reference_calculator()
     sources = make_data(args.data, calculator, args.segment_steps)
+    lattice = args.data / "lattice.extxyz"  # the sites of the phonon-band balance term
+    write(lattice, bulk("Cu", "fcc", a=3.61, cubic=True).repeat(4))
     config = ForecasterConfig(
         species=[29],
         cutoff=4.0,
@@ -131,6 +136,9 @@ def main() -> None:
         init_from=args.init_from,
         rollout_steps=args.rollout_steps,
         reversibility_weight=args.reversibility_weight,
+        mode_balance_weight=args.mode_balance_weight,
+        mode_balance_lattice=str(lattice),
+        mode_balance_calculator=calculator,
     )
 
     metadata = {

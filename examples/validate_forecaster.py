@@ -8,7 +8,8 @@ the model's built-in structure under its model card's thermostat (``--thermostat
 ``--tau`` to choose). Compared: RDF (integrated absolute difference ∫|Δg| dr and first
 peak; for the molecule the pair-distance distribution), VDOS overlap, mean temperature and
 its fluctuation against the canonical T·sqrt(2/N_dof), and for the liquid the diffusion
-coefficient, and for a molecule each element's temperature (equipartition). The same
+coefficient, for a molecule each element's temperature and for the crystal each phonon
+band's (equipartition; :mod:`trajcast_engine.phonons`). The same
 metrics between two reference runs of different seeds (``--no-baseline`` skips them)
 give each metric's noise floor at this run length: a forecaster is as good as this
 validation can tell where it matches that floor. The
@@ -61,6 +62,7 @@ from trajcast_engine.data.reference_md import (
 )
 from trajcast_engine.models import default_system, shipped_model_path, system_file
 from trajcast_engine.nn.model_io import read_model_file
+from trajcast_engine.phonons import band_temperatures, harmonic_modes
 from trajcast_engine.simulate import simulate
 from trajcast_engine.trajectory import TrajectoryReader
 
@@ -80,6 +82,7 @@ class Setup:
     companion: str | None = None  # an ML potential for the speed-up, else the reference
     liquid: bool = False
     neighbour_cutoff: float | None = None  # Å: neighbours for the velocity correlation
+    phonon_bands: tuple[float, ...] | None = None  # THz: a crystal's mode-temperature bands
 
 
 SETUPS = {
@@ -88,6 +91,7 @@ SETUPS = {
         temperatures=(300.0, 600.0),
         companion="cu-emt-potential",
         neighbour_cutoff=3.0,  # the first shell
+        phonon_bands=(0, 2, 3, 4, 5, 6, 7, 8),
     ),  # fmt: skip
     "ar-lj-forecaster": Setup(
         "asap-lj",
@@ -168,6 +172,14 @@ def summary_line(metrics: dict) -> str:
     if "neighbour_velocity_correlation" in metrics:
         c = metrics["neighbour_velocity_correlation"]
         line += f"  neighbour v-corr {c['test']:+.4f}/{c['reference']:+.4f}"
+    if "phonon_bands" in metrics:
+        bands = metrics["phonon_bands"]
+        line += "\n        kinetic T by phonon band (THz: run/ref K) " + ", ".join(
+            f"{lo:g}-{hi:g}: {a:.0f}/{b:.0f}"
+            for lo, hi, a, b in zip(bands["test"]["edges"][:-1], bands["test"]["edges"][1:],
+                                    bands["test"]["kinetic"], bands["reference"]["kinetic"],
+                                    strict=True)
+        )  # fmt: skip
     if "diffusion" in metrics:
         d = metrics["diffusion"]
         line += f"  D {d['test']:.3f}/{d['reference']:.3f} e-9 m²/s"
@@ -285,6 +297,16 @@ def main() -> None:
     with folder as tmp:
         tmp = Path(tmp)
         structure, _ = structure_file(args.model, tmp)
+        modes = None
+        if setup.phonon_bands:  # a crystal: the harmonic modes of the reference potential
+            calculator = make_calculator(setup.calculator, **setup.parameters)
+            modes = harmonic_modes(default_system(args.model), calculator)
+
+        def bands(test: list, reference: list) -> dict:
+            edges = setup.phonon_bands
+            return {"test": band_temperatures(test, modes, edges),
+                    "reference": band_temperatures(reference, modes, edges)}  # fmt: skip
+
         for k, temperature in enumerate(args.temperatures or setup.temperatures):
             rollouts, references, seconds, ran = [], [], [], {}
             for rep in range(args.repeats):
@@ -315,6 +337,8 @@ def main() -> None:
                 diffusion=setup.liquid,
                 neighbour_cutoff=setup.neighbour_cutoff,
             )
+            if modes is not None:
+                metrics["phonon_bands"] = bands(rollouts, references)
             forecaster_rate = args.repeats * report.simulated_ps / sum(seconds)
             classic_rate = classic_md_ps_per_second(
                 args.model, setup, md_step, temperature, steps=20 if setup.companion else 2000
@@ -348,6 +372,8 @@ def main() -> None:
                     second_references, references, n_dof, diffusion=setup.liquid,
                     neighbour_cutoff=setup.neighbour_cutoff,
                 )  # fmt: skip
+                if modes is not None:
+                    metrics["baseline"]["phonon_bands"] = bands(second_references, references)
                 print(f"{temperature:6.0f} K  reference vs reference{pooled}: "
                       f"{summary_line(metrics['baseline'])}", flush=True)  # fmt: skip
             results[f"{temperature:g} K"] = metrics

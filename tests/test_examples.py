@@ -70,3 +70,31 @@ def test_validate_forecaster_names_a_calculator_it_cannot_make(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "unknown calculator 'no-such-engine'" in result.stderr
+
+
+@pytest.mark.skipif(not shipped_model_available("cu-emt-forecaster"), reason="no shipped model")
+def test_phonon_bands_reads_energy_kept_and_band_temperatures(tmp_path):
+    """The phonon-band check on a 32-atom copper crystal with ASE's EMT: one band table of
+    energy kept by the shipped forecaster, and band temperatures of an EMT run."""
+    from ase.build import bulk
+    from ase.io import write
+
+    from trajcast_engine.data.reference_md import ReferenceSettings, run_reference_md
+
+    lattice = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    write(tmp_path / "lattice.extxyz", lattice)
+    settings = ReferenceSettings(temperature=300.0, md_timestep=2.0, equilibration_steps=40,
+                                 segments=1, segment_steps=100, write_every=5)  # fmt: skip
+    md = run_reference_md(lattice, "emt", settings, tmp_path / "cu.h5")[0]
+    common = ["--lattice", "lattice.extxyz", "--calculator", "emt", "--bands", "0", "5", "9"]
+    model = str(ROOT / "trajcast_engine" / "models" / "cu_emt_forecaster.pt")
+    out = run("phonon_bands.py", "--model", model, "--pairs", str(md), "--every", "2",
+              *common, cwd=tmp_path)  # fmt: skip
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert [int(c) for c in rows["modes"]] == [32, 61]  # 93 modes: 3 x 32 less 3
+    assert all(0.9 < float(x) < 1.1 for x in rows["E"] + rows["K"])
+    out = run("phonon_bands.py", "--runs", str(md), "--references", str(md), "--start", "2",
+              *common, cwd=tmp_path)  # fmt: skip
+    runs, references = out.splitlines()
+    assert runs.startswith("runs (1): T by band, kinetic")
+    assert runs.split(":", 1)[1] == references.split(":", 1)[1]  # the same file

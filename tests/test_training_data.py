@@ -468,3 +468,71 @@ def test_reversibility_loss_is_zero_for_a_reversible_map_and_sees_damping(refere
     )
     with pytest.raises(ValueError, match="reversibility_weight must be >= 0"):
         ForecastFitSettings(reversibility_weight=-1.0)
+
+
+class _Known(torch.nn.Module):
+    """A stand-in forecaster that returns given new velocities (and no displacement)."""
+
+    def __init__(self, velocities: torch.Tensor) -> None:
+        super().__init__()
+        self.velocities = velocities
+        self.config = ForecasterConfig(species=[29], cutoff=4.0)
+        self.displacement_scale, self.velocity_scale = 0.05, 0.01
+
+    def forward(self, graph):
+        return {"displacements": torch.zeros_like(graph.positions), "velocities": self.velocities}
+
+
+def test_variance_kept_reads_damping_and_where_it_acts(reference):
+    from trajcast_engine.train.fit_forecaster import _loss_fn
+
+    pairs = build_pairs(reference[:1], 10.0, every=7)[:2]
+    exact = torch.cat([p.velocities for p in pairs])
+    losses = _loss_fn(ForecastFitSettings())
+
+    def kept(velocities):
+        terms = losses(_Known(velocities), pairs)
+        return float(terms["velocity_variance_kept"]), float(terms["bond_velocity_variance_kept"])
+
+    assert kept(exact) == pytest.approx((1.0, 1.0), rel=1e-12)
+    assert kept(0.99 * exact) == pytest.approx((0.9801, 0.9801), rel=1e-9)  # damped alike
+    # a common drift of each system adds kinetic energy but moves no atom against another
+    drift = exact + torch.tensor([1e-3, 0.0, 0.0], dtype=exact.dtype)
+    overall, bond = kept(drift)
+    assert overall > 1.01 and bond == pytest.approx(1.0, rel=1e-12)
+
+
+def test_mode_balance_is_zero_for_exact_forecasts_and_reads_a_damped_band(reference, tmp_path):
+    from ase.io import write
+
+    from trajcast_engine.train.fit_forecaster import _loss_fn
+
+    write(tmp_path / "lattice.extxyz", small_copper())
+    pairs = build_pairs(reference[:1], 10.0, every=7)[:3]
+    exact = torch.cat([p.velocities for p in pairs])
+    lattice = str(tmp_path / "lattice.extxyz")
+    settings = ForecastFitSettings(
+        mode_balance_weight=2.0,
+        mode_balance_lattice=lattice,
+        mode_balance_calculator="emt",
+        mode_balance_bands=[0, 20],
+    )
+    losses = _loss_fn(settings)
+
+    class Exact(_Known):  # the reference's displacements too
+        def forward(self, graph):
+            return {"displacements": torch.cat([p.displacements for p in pairs]),
+                    "velocities": self.velocities}  # fmt: skip
+
+    assert float(losses(Exact(exact), pairs)["mode_balance"]) < 1e-20
+    # every velocity 1% short: the band keeps its potential energy and 98.01% of its
+    # kinetic energy, which is about half of the total
+    damped = losses(Exact(0.99 * exact), pairs)
+    kept = 1.0 - float(damped["mode_balance"]) ** 0.5
+    assert 0.985 < kept < 0.995
+    plain = _loss_fn(ForecastFitSettings())(Exact(0.99 * exact), pairs)
+    assert float(damped["loss"]) == pytest.approx(
+        float(plain["loss"]) + 2.0 * float(damped["mode_balance"]), rel=1e-6
+    )
+    with pytest.raises(ValueError, match="needs mode_balance_lattice"):
+        ForecastFitSettings(mode_balance_weight=1.0)

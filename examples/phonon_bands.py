@@ -1,0 +1,121 @@
+"""Where a crystal forecaster's energy goes, phonon band by phonon band.
+
+Two checks on the harmonic Γ-point modes of the crystal (:mod:`trajcast_engine.phonons`,
+force constants of the reference calculator):
+
+- ``--model FILE --pairs H5 ...``: the energy one forecast keeps in each frequency band,
+  ``Σ Ê_k(t + Δt) / Σ E_k(t + Δt)`` over reference pairs (forecast state against the
+  reference's), and for the kinetic part alone. Exact dynamics keeps 1 in every band on
+  average; a band below 1 loses that fraction of its energy every stride, which a global
+  thermostat hands back to every band alike, so the band ends up cold and others hot.
+- ``--runs H5 ... --references H5 ...``: each band's kinetic and potential temperature,
+  pooled over the runs, against the references (equipartition: every band at T).
+
+    python examples/phonon_bands.py --model trajcast_engine/models/cu_emt_forecaster.pt \\
+        --pairs runs/cu_emt_1fs/cu_300K_seg3.h5
+    python examples/phonon_bands.py --runs runs/cu_val/rollout_300K*.h5 \\
+        --references runs/cu_val/reference_300K_seg0.h5 --start 250
+
+The crystal is the copper model's 256-atom lattice unless ``--lattice`` names a structure
+file (the sites) and ``--calculator`` its reference (default ``asap-emt``, else ASE's
+``emt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from ase.io import read
+
+from trajcast_engine import analysis
+from trajcast_engine.data.pairs import build_pairs
+from trajcast_engine.data.reference_md import make_calculator
+from trajcast_engine.models import default_system
+from trajcast_engine.nn.model_io import load_model
+from trajcast_engine.phonons import (
+    EV_PER_AMU_A2_FS2,
+    band_means,
+    band_temperatures,
+    harmonic_modes,
+    mode_coordinates,
+    mode_energies,
+)
+
+
+def energy_kept(model_file: str, pairs_files: list[str], modes, edges, every: int) -> None:
+    """Print the per-band energy (and kinetic energy) one forecast keeps on pairs of
+    ``pairs_files``, forecast over reference state at t + Δt."""
+    model = load_model(model_file)
+    model.eval()
+    pairs = build_pairs(pairs_files, model.timestep, every, False, None, model.dtype)
+    n = len(modes.sites)
+    sums = np.zeros((2, 2, len(modes.frequencies)))  # (forecast, reference) x (E, K)
+    with torch.no_grad():
+        for p in pairs:
+            out = model(p.graph.with_neighbors(model.config.cutoff))
+            start = p.graph.positions.double()
+            states = ((out["displacements"], out["velocities"]), (p.displacements, p.velocities))
+            for s, (moved, v) in enumerate(states):
+                x = (start + moved.double()).reshape(1, n, 3)
+                _, qdot = mode_coordinates(x, v.double().reshape(1, n, 3), modes)
+                sums[s, 0] += mode_energies(x, v.double().reshape(1, n, 3), modes)[0].numpy()
+                sums[s, 1] += 0.5 * EV_PER_AMU_A2_FS2 * qdot[0].numpy() ** 2
+    print(f"{len(pairs)} pairs: energy kept per stride in each band (forecast / reference)")
+    counts, _ = band_means(modes, modes.frequencies, edges)
+    bands = zip(edges[:-1], edges[1:], strict=True)
+    print(f"{'THz':>6} " + " ".join(f"{lo:g}-{hi:g}".rjust(8) for lo, hi in bands) + "      all")
+    print(f"{'modes':>6} " + " ".join(f"{c:8d}" for c in counts))
+    for k, name in enumerate(("E", "K")):
+        kept = band_sums(modes, sums[0, k], edges) / band_sums(modes, sums[1, k], edges)
+        total = sums[0, k].sum() / sums[1, k].sum()
+        print(f"{name:>6} " + " ".join(f"{x:8.5f}" for x in kept) + f" {total:8.5f}")
+
+
+def band_sums(modes, values: np.ndarray, edges) -> np.ndarray:
+    """Per-mode ``values`` summed in each band."""
+    counts, means = band_means(modes, values, edges)
+    return counts * np.nan_to_num(means)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="forecaster file: energy kept per band on --pairs")
+    parser.add_argument("--pairs", nargs="+", default=[], help="reference HDF5 files")
+    parser.add_argument("--every", type=int, default=40, help="a pair every n frames")
+    parser.add_argument("--runs", nargs="+", default=[], help="trajectories to score")
+    parser.add_argument("--references", nargs="+", default=[], help="reference trajectories")
+    parser.add_argument("--start", type=int, default=0, help="frames to skip in each run")
+    parser.add_argument("--lattice", help="structure file of the crystal's sites")
+    parser.add_argument("--calculator", help="reference calculator (default asap-emt or emt)")
+    parser.add_argument("--bands", type=float, nargs="+", default=[0, 2, 3, 4, 5, 6, 7, 8])
+    args = parser.parse_args()
+    if not (args.model and args.pairs) and not args.runs:
+        parser.error("give --model and --pairs, or --runs (and --references)")
+    lattice = read(args.lattice) if args.lattice else default_system("cu-emt-forecaster")
+    name = args.calculator
+    if name is None:
+        try:
+            import asap3  # noqa: F401
+
+            name = "asap-emt"
+        except ImportError:
+            name = "emt"
+    modes = harmonic_modes(lattice, make_calculator(name))
+    edges = np.asarray(args.bands, dtype=float)
+    if args.model and args.pairs:
+        energy_kept(args.model, args.pairs, modes, edges, args.every)
+    for label, files in (("runs", args.runs), ("references", args.references)):
+        if not files:
+            continue
+        pooled = band_temperatures(
+            [analysis.load(f, start=args.start) for f in files], modes, edges
+        )
+        kinetic = " ".join(f"{t:6.1f}" for t in pooled["kinetic"])
+        potential = " ".join(f"{t:6.1f}" for t in pooled["potential"])
+        print(f"{label} ({len(files)}): T by band, kinetic {kinetic}, potential {potential} K")
+
+
+if __name__ == "__main__":
+    main()
