@@ -164,6 +164,13 @@ def _scalar(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).splitlines()[0]
 
 
+def _default(f: dataclasses.Field) -> object:
+    """A dataclass field's default value (from its factory where it has one), else None."""
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None if f.default is dataclasses.MISSING else f.default
+
+
 def default_config(kind: str = "forecaster") -> str:
     """A commented default config (``trajcast train --print-config``)."""
     config_cls, settings_cls, data_key = KINDS[kind]
@@ -173,15 +180,11 @@ def default_config(kind: str = "forecaster") -> str:
         "model:",
     ]
     for f in dataclasses.fields(config_cls):
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if f.name == "species":
-            default = [29]
-        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
+        default = [29] if f.name == "species" else _default(f)
         lines.append(f"  {f.name}: {_scalar(default)}")
     lines.append("training:")
     for f in dataclasses.fields(settings_cls):
-        lines.append(f"  {f.name}: {_scalar(f.default)}")
+        lines.append(f"  {f.name}: {_scalar(_default(f))}")
     lines += [
         "data:  # paths relative to this file; patterns such as *_seg*.h5 expand",
         f'  {data_key}: ["reference_seg*.h5"]  # e.g. the files of trajcast generate',
