@@ -35,11 +35,9 @@ from trajcast_engine.data.reference_md import make_calculator
 from trajcast_engine.models import default_system
 from trajcast_engine.nn.model_io import load_model
 from trajcast_engine.phonons import (
-    EV_PER_AMU_A2_FS2,
     band_means,
     band_temperatures,
     harmonic_modes,
-    mode_coordinates,
     mode_energies,
 )
 
@@ -59,9 +57,9 @@ def energy_kept(model_file: str, pairs_files: list[str], modes, edges, every: in
             states = ((out["displacements"], out["velocities"]), (p.displacements, p.velocities))
             for s, (moved, v) in enumerate(states):
                 x = (start + moved.double()).reshape(1, n, 3)
-                _, qdot = mode_coordinates(x, v.double().reshape(1, n, 3), modes)
-                sums[s, 0] += mode_energies(x, v.double().reshape(1, n, 3), modes)[0].numpy()
-                sums[s, 1] += 0.5 * EV_PER_AMU_A2_FS2 * qdot[0].numpy() ** 2
+                potential, kinetic = mode_energies(x, v.double().reshape(1, n, 3), modes)
+                sums[s, 0] += (potential + kinetic)[0].numpy()
+                sums[s, 1] += kinetic[0].numpy()
     print(f"{len(pairs)} pairs: energy kept per stride in each band (forecast / reference)")
     counts, _ = band_means(modes, modes.frequencies, edges)
     bands = zip(edges[:-1], edges[1:], strict=True)

@@ -115,11 +115,12 @@ def mode_coordinates(
 
 def mode_energies(
     positions: torch.Tensor, velocities: torch.Tensor, modes: HarmonicModes
-) -> torch.Tensor:
-    """(F, M) harmonic energy of each mode in each frame, ``½ ω² q² + ½ q̇²`` (eV)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(potential, kinetic)``, (F, M) each: the harmonic energy of each mode in each
+    frame, ``½ ω² q²`` and ``½ q̇²`` (eV)."""
     q, qdot = mode_coordinates(positions, velocities, modes)
     eigenvalues = torch.as_tensor(modes.eigenvalues, dtype=q.dtype, device=q.device)
-    return 0.5 * eigenvalues * q * q + 0.5 * EV_PER_AMU_A2_FS2 * qdot * qdot
+    return 0.5 * eigenvalues * q * q, 0.5 * EV_PER_AMU_A2_FS2 * qdot * qdot
 
 
 def mode_temperatures(data: TrajectoryData, modes: HarmonicModes) -> tuple[np.ndarray, np.ndarray]:

@@ -93,6 +93,7 @@ dipeptide it did not (its card).
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -253,17 +254,26 @@ def _variance_kept(
     return terms
 
 
+@functools.lru_cache(maxsize=4)
+def _crystal_modes(lattice_path: str, calculator: str) -> tuple[Any, Any]:
+    """``(lattice, modes)`` of the band-balance term, computed once per lattice file and
+    calculator (6N force calls), not again for every validation pass."""
+    from ase.io import read
+
+    from trajcast_engine.data.reference_md import make_calculator
+    from trajcast_engine.phonons import harmonic_modes
+
+    lattice = read(lattice_path)
+    return lattice, harmonic_modes(lattice, make_calculator(calculator))
+
+
 def _mode_balance_fn(settings: ForecastFitSettings) -> Callable[..., torch.Tensor]:
     """The phonon-band balance term (module doc) for the crystal of
     ``settings.mode_balance_lattice``: its modes computed once, with the force constants
     of ``settings.mode_balance_calculator``."""
-    from ase.io import read
+    from trajcast_engine.phonons import mode_energies
 
-    from trajcast_engine.data.reference_md import make_calculator
-    from trajcast_engine.phonons import harmonic_modes, mode_energies
-
-    lattice = read(settings.mode_balance_lattice)
-    modes = harmonic_modes(lattice, make_calculator(settings.mode_balance_calculator))
+    lattice, modes = _crystal_modes(settings.mode_balance_lattice, settings.mode_balance_calculator)
     edges = np.asarray(settings.mode_balance_bands, dtype=float)
     band = np.digitize(modes.frequencies, edges) - 1
     chosen = [np.flatnonzero(band == b) for b in range(len(edges) - 1)]
@@ -271,7 +281,7 @@ def _mode_balance_fn(settings: ForecastFitSettings) -> Callable[..., torch.Tenso
     n = len(lattice)
 
     def energies(positions: torch.Tensor, velocities: torch.Tensor) -> torch.Tensor:
-        return mode_energies(positions.reshape(-1, n, 3), velocities.reshape(-1, n, 3), modes)
+        return sum(mode_energies(positions.reshape(-1, n, 3), velocities.reshape(-1, n, 3), modes))
 
     def balance(graph: AtomicGraph, out: dict, displacements: torch.Tensor,
                 velocities: torch.Tensor) -> torch.Tensor:  # fmt: skip
