@@ -40,9 +40,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
 from ase.build import bulk
 from ase.io import write
 
+from trajcast_engine.data.pairs import build_pairs, load_trajectory, split_by_trajectory
+from trajcast_engine.data.relabel import pairs_from_states
 from trajcast_engine.generate import generate
 from trajcast_engine.nn.forecaster import ForecasterConfig
 from trajcast_engine.train.fit_forecaster import (
@@ -98,6 +101,14 @@ def main() -> None:
                         help="weight of the run-back (time-reversibility) loss")  # fmt: skip
     parser.add_argument("--mode-balance-weight", type=float, default=0.0,
                         help="weight of the phonon-band energy balance term (0: off)")  # fmt: skip
+    parser.add_argument("--mode-balance-memory", type=float, default=0.0,
+                        help="band term steered by the running mean of the band errors "
+                             "over about 1/(1 - this) batches (0: each batch's own)")  # fmt: skip
+    parser.add_argument("--on-policy", nargs="+", default=[], metavar="RUN",
+                        help="rollouts whose states, each followed one stride by reference "
+                             "MD, join the training pairs (DAgger)")  # fmt: skip
+    parser.add_argument("--on-policy-every", type=int, default=8,
+                        help="take a rollout state every n frames")  # fmt: skip
     parser.add_argument("--lmax", type=int, default=2, help="highest tensor order")
     args = parser.parse_args()
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +150,7 @@ def main() -> None:
         mode_balance_weight=args.mode_balance_weight,
         mode_balance_lattice=str(lattice),
         mode_balance_calculator=calculator,
+        mode_balance_memory=args.mode_balance_memory,
     )
 
     metadata = {
@@ -158,7 +170,19 @@ def main() -> None:
     def log(row: dict) -> None:
         print(epoch_summary(row), flush=True)
 
-    result = fit_forecaster(sources, config, settings, args.output, log, metadata)
+    data = sources
+    if args.on_policy:  # the reference's pairs split as fit_forecaster would, plus the runs'
+        pairs = build_pairs(sources, config.timestep, args.every, True, dtype=torch.float32)
+        training, validation = split_by_trajectory(
+            pairs, settings.validation_fraction, settings.seed
+        )
+        every = args.on_policy_every
+        states = [a for run in args.on_policy for a in load_trajectory(run)[::every]]
+        training += pairs_from_states(states, calculator, config.md_timestep, config.stride,
+                                      trajectory=len(sources), dtype=torch.float32)  # fmt: skip
+        print(f"{len(states)} rollout states: {len(training)} training pairs in all")
+        data = (training, validation)
+    result = fit_forecaster(data, config, settings, args.output, log, metadata)
     print("validation:", result.validation)
     print("saved", args.output)
 

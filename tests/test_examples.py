@@ -93,6 +93,13 @@ def test_phonon_bands_reads_energy_kept_and_band_temperatures(tmp_path):
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
     assert [int(c) for c in rows["modes"]] == [32, 61]  # 93 modes: 3 x 32 less 3
     assert all(0.9 < float(x) < 1.1 for x in rows["E"] + rows["K"])
+    assert all(0 < float(x) < 0.1 for x in rows["±E"] + rows["±K"])  # bootstrap errors
+    # the run's own states, each followed one stride by exact EMT MD
+    out = run("phonon_bands.py", "--model", model, "--states", str(md), "--every", "8",
+              *common, cwd=tmp_path)  # fmt: skip
+    assert out.splitlines()[0].startswith("3 pairs:")  # frames 0, 8 and 16 of 21
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert all(0.9 < float(x) < 1.1 for x in rows["E"] + rows["K"])
     out = run("phonon_bands.py", "--runs", str(md), "--references", str(md), "--start", "2",
               *common, cwd=tmp_path)  # fmt: skip
     runs, references = out.splitlines()

@@ -536,3 +536,95 @@ def test_mode_balance_is_zero_for_exact_forecasts_and_reads_a_damped_band(refere
     )
     with pytest.raises(ValueError, match="needs mode_balance_lattice"):
         ForecastFitSettings(mode_balance_weight=1.0)
+
+
+def test_mode_balance_memory_steers_by_the_running_mean_of_the_band_errors(reference, tmp_path):
+    from ase.io import write
+
+    from trajcast_engine.train.fit_forecaster import _loss_fn
+
+    write(tmp_path / "lattice.extxyz", small_copper())
+    pairs = build_pairs(reference[:1], 10.0, every=7)[:3]
+    exact = torch.cat([p.velocities for p in pairs])
+    common = dict(mode_balance_weight=1.0, mode_balance_lattice=str(tmp_path / "lattice.extxyz"),
+                  mode_balance_calculator="emt", mode_balance_bands=[0, 20])  # fmt: skip
+
+    class Scaled(_Known):  # the reference's displacements, velocities scaled by a parameter
+        def __init__(self, factor: float) -> None:
+            super().__init__(exact)
+            self.factor = torch.nn.Parameter(torch.tensor(factor, dtype=exact.dtype))
+
+        def forward(self, graph):
+            return {"displacements": torch.cat([p.displacements for p in pairs]),
+                    "velocities": self.factor * self.velocities}  # fmt: skip
+
+    def error(factor: float) -> float:  # the band's energy error, (Ê / E - 1) < 0
+        with torch.no_grad():
+            terms = _loss_fn(ForecastFitSettings(**common))(Scaled(factor), pairs)
+        return -(float(terms["mode_balance"]) ** 0.5)
+
+    e1, e2 = error(0.99), error(0.98)
+    losses = _loss_fn(ForecastFitSettings(mode_balance_memory=0.75, **common))
+    first = losses(Scaled(0.99), pairs)["mode_balance"]
+    assert float(first.detach()) == pytest.approx(2 * e1 * e1, rel=1e-6)  # memory starts at e1
+    model = Scaled(0.98)
+    second = losses(model, pairs)["mode_balance"]
+    remembered = 0.75 * e1 + 0.25 * e2
+    assert float(second.detach()) == pytest.approx(2 * remembered * e2, rel=1e-6)
+    second.backward()  # the gradient is 2 m de/dfactor with the remembered error m fixed
+    step = 1e-6
+    slope = (error(0.98 + step) - error(0.98 - step)) / (2 * step)
+    assert float(model.factor.grad) == pytest.approx(2 * remembered * slope, rel=1e-4)
+    # validation (the model in eval mode) reads this batch's squared error, memory untouched
+    read = losses(Scaled(0.98).eval(), pairs)["mode_balance"].detach()
+    assert float(read) == pytest.approx(e2 * e2)
+    assert float(losses(Scaled(0.98), pairs)["mode_balance"].detach()) == pytest.approx(
+        2 * (0.75 * remembered + 0.25 * e2) * e2, rel=1e-6
+    )
+    with pytest.raises(ValueError, match="mode_balance_memory"):
+        ForecastFitSettings(mode_balance_memory=1.0)
+
+
+def test_pairs_from_states_match_the_reference_trajectorys_own_pairs(reference):
+    from trajcast_engine.data.relabel import pairs_from_states
+
+    frames = load_trajectory(reference[1])  # NVE, a frame every 2 fs MD step
+    states = frames[0:40:10]
+    ours = pairs_from_states(states, "emt", 2.0, 5, time_reversal=True, trajectory=3)
+    theirs = pairs_from_frames(frames[:41], 10.0, every=10, time_reversal=True)
+    assert len(ours) == len(theirs) == 2 * len(states)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.trajectory == 3
+        assert torch.allclose(a.graph.positions, b.graph.positions, atol=1e-6)
+        assert torch.allclose(a.displacements, b.displacements, atol=1e-5)
+        assert torch.allclose(a.velocities, b.velocities, atol=1e-6)
+    still = states[0].copy()
+    still.set_momenta(None)
+    with pytest.raises(ValueError, match="state 1 has no velocities"):
+        pairs_from_states([states[0], still], "emt", 2.0, 5)
+
+
+def test_resumed_training_continues_the_band_terms_memory(tmp_path, reference):
+    from ase.io import write
+
+    write(tmp_path / "lattice.extxyz", small_copper())
+    config = ForecasterConfig(
+        species=[29], cutoff=4.0, lmax=1, channels=4, num_layers=1, radial_hidden=8,
+        md_timestep=2.0, stride=5,
+    )  # fmt: skip
+    split = split_by_trajectory(build_pairs(reference, config.timestep, every=3), 0.3, seed=0)
+
+    def settings(epochs):
+        return ForecastFitSettings(
+            epochs=epochs, batch_size=4, mode_balance_weight=1.0, mode_balance_memory=0.9,
+            mode_balance_lattice=str(tmp_path / "lattice.extxyz"), mode_balance_calculator="emt",
+            mode_balance_bands=[0, 5, 20],
+        )  # fmt: skip
+
+    straight = fit_forecaster(split, config, settings(3), checkpoint=tmp_path / "a.pt")
+    fit_forecaster(split, config, settings(2), checkpoint=tmp_path / "b.pt")
+    saved = torch.load(tmp_path / "b.pt.state", weights_only=True)["loss_state"]
+    assert saved["mode_balance_memory"].shape == (2,)  # one running error per band
+    resumed = fit_forecaster(split, config, settings(3), checkpoint=tmp_path / "b.pt", resume=True)
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key

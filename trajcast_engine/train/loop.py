@@ -19,9 +19,9 @@ learning-rate schedule and early stopping. It is written to ``checkpoint`` and t
 to ``checkpoint`` with a ``.last`` suffix, both as ordinary model files (:class:`RunFiles`
 names every file a run writes); ``.state`` holds what a resumed run needs to continue
 exactly as an uninterrupted one would (weights, optimiser, scheduler, weight average,
-random-generator states, history); ``.csv`` the per-epoch log (losses, validation
-errors, learning rate, elapsed seconds), rewritten after every epoch so that it always
-matches the state a resumed run starts from.
+random-generator states, history, a loss's running state); ``.csv`` the per-epoch log
+(losses, validation errors, learning rate, elapsed seconds), rewritten after every epoch
+so that it always matches the state a resumed run starts from.
 """
 
 from __future__ import annotations
@@ -148,7 +148,9 @@ def train(
     the per-epoch history and the best validation metrics. ``losses(model, batch)``
     returns the loss terms (``loss`` is minimised) and ``count``, the batch's examples.
     ``resume=True`` continues from ``checkpoint.state`` when it exists. ``progress``
-    shows a bar over each epoch's batches (rank 0 only) with the running training loss."""
+    shows a bar over each epoch's batches (rank 0 only) with the running training loss.
+    A loss that carries state between batches keeps it in a dict ``losses.state``
+    (tensors), which the training state saves and a resumed run restores."""
     rng = np.random.default_rng(settings.seed)
     rank, world = distributed_setup(settings.device)
     optimizer = torch.optim.Adam(
@@ -181,6 +183,8 @@ def train(
             ema.shadow = saved["ema"]
         rng.bit_generator.state = saved["rng"]
         torch.set_rng_state(saved["torch_rng"])
+        if getattr(losses, "state", None) is not None:
+            losses.state.update(saved.get("loss_state") or {})
         best_loss, best_metrics, stale = saved["best_loss"], saved["best_metrics"], saved["stale"]
         best_state, history = saved["best_state"], saved["history"]
         chosen_by = saved.get("select_by", "loss")  # states written before select_by: loss
@@ -251,7 +255,8 @@ def train(
             model.load_state_dict(live)
         if written is not None:
             _save_state(written.state, model, optimizer, scheduler, ema, rng, epoch, best_loss,
-                        best_metrics, stale, best_state, history, settings.select_by)  # fmt: skip
+                        best_metrics, stale, best_state, history, settings.select_by,
+                        getattr(losses, "state", None))  # fmt: skip
         out_of_time = settings.max_seconds and time.monotonic() - start > settings.max_seconds
         if stale >= settings.early_stopping or out_of_time:
             break
@@ -277,7 +282,7 @@ def _check_select_by(model: nn.Module, validation: list, batches: Batches, losse
 
 
 def _save_state(path, model, optimizer, scheduler, ema, rng, epoch, best_loss, best_metrics,
-                stale, best_state, history, select_by) -> None:  # fmt: skip
+                stale, best_state, history, select_by, loss_state=None) -> None:  # fmt: skip
     """Everything a resumed run needs, written atomically (plain tensors and numbers)."""
     state = {
         "kind": getattr(model, "kind", None),
@@ -294,6 +299,7 @@ def _save_state(path, model, optimizer, scheduler, ema, rng, epoch, best_loss, b
         "stale": stale,
         "best_state": best_state,
         "history": history,
+        "loss_state": None if loss_state is None else dict(loss_state),
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
