@@ -94,7 +94,7 @@ def band_sums(modes, values: np.ndarray, edges) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="forecaster file: energy kept per band on --pairs")
+    parser.add_argument("--model", help="forecaster: energy kept per band on --pairs / --states")
     parser.add_argument("--pairs", nargs="+", default=[], help="reference HDF5 files")
     parser.add_argument("--states", nargs="+", default=[],
                         help="runs (rollouts) whose states start exact strides")  # fmt: skip
@@ -129,6 +129,8 @@ def main() -> None:
             states = load_trajectory(run)[args.start :: args.every]
             pairs += pairs_from_states(states, name, model.config.md_timestep,
                                        model.config.stride, False, dtype=model.dtype)  # fmt: skip
+        if not pairs:
+            parser.error("no pairs: --start / --every leave no frame of the runs")
         energy_kept(model, pairs, modes, edges)
     for label, files in (("runs", args.runs), ("references", args.references)):
         if not files:
