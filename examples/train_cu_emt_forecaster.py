@@ -44,7 +44,7 @@ import torch
 from ase.build import bulk
 from ase.io import write
 
-from trajcast_engine.data.pairs import build_pairs, load_trajectory, split_by_trajectory
+from trajcast_engine.data.pairs import load_trajectory
 from trajcast_engine.data.relabel import pairs_from_states
 from trajcast_engine.generate import generate
 from trajcast_engine.nn.forecaster import ForecasterConfig
@@ -170,19 +170,15 @@ def main() -> None:
     def log(row: dict) -> None:
         print(epoch_summary(row), flush=True)
 
-    data = sources
-    if args.on_policy:  # the reference's pairs split as fit_forecaster would, plus the runs'
-        pairs = build_pairs(sources, config.timestep, args.every, True, dtype=torch.float32)
-        training, validation = split_by_trajectory(
-            pairs, settings.validation_fraction, settings.seed
-        )
+    extra = []  # the rollouts' states, each followed one stride by reference MD (DAgger)
+    if args.on_policy:
         every = args.on_policy_every
         states = [a for run in args.on_policy for a in load_trajectory(run)[::every]]
-        training += pairs_from_states(states, calculator, config.md_timestep, config.stride,
-                                      trajectory=len(sources), dtype=torch.float32)  # fmt: skip
-        print(f"{len(states)} rollout states: {len(training)} training pairs in all")
-        data = (training, validation)
-    result = fit_forecaster(data, config, settings, args.output, log, metadata)
+        extra = pairs_from_states(states, calculator, config.md_timestep, config.stride,
+                                  trajectory=len(sources), dtype=torch.float32)  # fmt: skip
+        print(f"{len(states)} rollout states: {len(extra)} training pairs more")
+    result = fit_forecaster(sources, config, settings, args.output, log, metadata,
+                            extra_training=extra)  # fmt: skip
     print("validation:", result.validation)
     print("saved", args.output)
 

@@ -598,6 +598,15 @@ def test_pairs_from_states_match_the_reference_trajectorys_own_pairs(reference):
         assert torch.allclose(a.graph.positions, b.graph.positions, atol=1e-6)
         assert torch.allclose(a.displacements, b.displacements, atol=1e-5)
         assert torch.allclose(a.velocities, b.velocities, atol=1e-6)
+    # they join the training split only, beside the trajectories' own pairs
+    config = ForecasterConfig(species=[29], cutoff=4.0, lmax=1, channels=4, num_layers=1,
+                              radial_hidden=8, md_timestep=2.0, stride=5)  # fmt: skip
+    split = split_by_trajectory(build_pairs(reference, config.timestep, every=3), 0.3, seed=0)
+    fit = fit_forecaster(split, config, ForecastFitSettings(epochs=1, batch_size=4),
+                         extra_training=ours)  # fmt: skip
+    held = fit.model.metadata["training"]
+    assert held["pairs"] == len(split[0]) + len(ours)
+    assert held["validation_pairs"] == len(split[1])
     still = states[0].copy()
     still.set_momenta(None)
     with pytest.raises(ValueError, match="state 1 has no velocities"):

@@ -139,13 +139,19 @@ def mode_temperatures(data: TrajectoryData, modes: HarmonicModes) -> tuple[np.nd
     return t_pot, t_kin
 
 
+def mode_bands(modes: HarmonicModes, edges: np.ndarray | list[float]) -> np.ndarray:
+    """(M,) the band of each mode: ``b`` for ``edges[b] <= ν < edges[b + 1]`` (THz), -1
+    below the first edge and ``len(edges) - 1`` from the last on."""
+    return np.digitize(modes.frequencies, np.asarray(edges, dtype=float)) - 1
+
+
 def band_means(
     modes: HarmonicModes, values: np.ndarray, edges: np.ndarray | list[float]
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(counts, means)`` of per-mode ``values`` in the frequency bands between
     consecutive ``edges`` (THz); NaN for an empty band."""
     edges = np.asarray(edges, dtype=float)
-    band = np.digitize(modes.frequencies, edges) - 1
+    band = mode_bands(modes, edges)
     counts = np.array([np.sum(band == b) for b in range(len(edges) - 1)])
     means = np.array(
         [values[band == b].mean() if counts[b] else np.nan for b in range(len(edges) - 1)]

@@ -300,12 +300,11 @@ def _mode_balance_fn(
     ``settings.mode_balance_lattice``: its modes computed once, with the force constants
     of ``settings.mode_balance_calculator``; the running mean of the band errors kept in
     ``state['mode_balance_memory']``."""
-    from trajcast_engine.phonons import mode_energies
+    from trajcast_engine.phonons import mode_bands, mode_energies
 
     lattice, modes = _crystal_modes(settings.mode_balance_lattice, settings.mode_balance_calculator)
-    edges = np.asarray(settings.mode_balance_bands, dtype=float)
-    band = np.digitize(modes.frequencies, edges) - 1
-    chosen = [np.flatnonzero(band == b) for b in range(len(edges) - 1)]
+    band = mode_bands(modes, settings.mode_balance_bands)
+    chosen = [np.flatnonzero(band == b) for b in range(len(settings.mode_balance_bands) - 1)]
     chosen = [torch.as_tensor(c) for c in chosen if len(c)]
     n = len(lattice)
 
@@ -420,11 +419,14 @@ def fit_forecaster(
     progress: bool = False,
     frame_interval_fs: float | None = None,
     lammps_types: Sequence[str | int] | None = None,
+    extra_training: Sequence[TrainingPair] = (),
 ) -> ForecastFitResult:
     """Train a forecaster with the stride of ``config`` (``md_timestep · stride``).
 
     ``data`` is a list of trajectory files (split by trajectory) or a ready
-    ``(training, validation)`` pair of pair lists. The best model by validation loss is
+    ``(training, validation)`` pair of pair lists; ``extra_training`` pairs join the
+    training split only (e.g. a rollout's states with exact strides,
+    :func:`~trajcast_engine.data.relabel.pairs_from_states`). The best model by validation loss is
     returned and, with ``checkpoint``, saved there (the latest at ``checkpoint.last``);
     ``resume=True`` continues an interrupted run from ``checkpoint.state``. Edges are
     built once per pair (memory for speed: about 40 bytes per edge). ``progress`` shows
@@ -447,6 +449,7 @@ def fit_forecaster(
         training, validation = split_by_trajectory(
             pairs, settings.validation_fraction, settings.seed
         )
+    training = list(training) + list(extra_training)
     if not training or not validation:
         raise ValueError("need training and validation pairs")
     check_rollout_steps(training + validation, settings.rollout_steps)
