@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Advance a structure with a trained forecaster (no force evaluations), one "
             "model stride per step, under a thermostat. With no options: the shipped "
-            "fcc-Cu model on its 256-atom crystal at 300 K (CSVR) for 10 ps."
+            "fcc-Cu model on its 256-atom crystal at 300 K (Langevin) for 10 ps."
         ),
     )
     sim.add_argument(
