@@ -43,30 +43,31 @@ from trajcast_engine.data.reference_md import make_calculator
 from trajcast_engine.data.relabel import pairs_from_states
 from trajcast_engine.models import default_system
 from trajcast_engine.nn.model_io import load_model
-from trajcast_engine.phonons import (
-    band_means,
-    band_temperatures,
-    harmonic_modes,
-    mode_energies,
-)
+from trajcast_engine.phonons import band_temperatures, harmonic_modes, mode_bands, mode_energies
 
 
 def energy_kept(model, pairs, modes, edges) -> None:
     """Print the per-band energy (and kinetic energy) one forecast keeps on ``pairs``,
     forecast over reference state at t + Δt, with bootstrap standard errors over pairs."""
-    n = len(modes.sites)
+    n, n_bands = len(modes.sites), len(edges) - 1
+    band = mode_bands(modes, edges)
+    inside = (band >= 0) & (band < n_bands)
+
+    def band_sums(values: np.ndarray) -> np.ndarray:  # per-mode values summed in each band
+        return np.bincount(band[inside], values[inside], minlength=n_bands)
+
     per_pair = []  # (pairs, forecast / reference, E / K, bands)
     with torch.no_grad():
         for p in pairs:
             out = model(p.graph.with_neighbors(model.config.cutoff))
             start = p.graph.positions.double()
             states = ((out["displacements"], out["velocities"]), (p.displacements, p.velocities))
-            sums = np.zeros((2, 2, len(edges) - 1))
+            sums = np.zeros((2, 2, n_bands))
             for s, (moved, v) in enumerate(states):
                 x = (start + moved.double()).reshape(1, n, 3)
                 potential, kinetic = mode_energies(x, v.double().reshape(1, n, 3), modes)
-                sums[s, 0] = band_sums(modes, (potential + kinetic)[0].numpy(), edges)
-                sums[s, 1] = band_sums(modes, kinetic[0].numpy(), edges)
+                sums[s, 0] = band_sums((potential + kinetic)[0].numpy())
+                sums[s, 1] = band_sums(kinetic[0].numpy())
             per_pair.append(sums)
     per_pair = np.asarray(per_pair)
     rng = np.random.default_rng(0)
@@ -74,7 +75,7 @@ def energy_kept(model, pairs, modes, edges) -> None:
     spread = np.std([r[0] / r[1] for r in resampled], axis=0)  # (E / K, bands)
     total = per_pair.sum(0)
     print(f"{len(pairs)} pairs: energy kept per stride in each band (forecast / reference)")
-    counts, _ = band_means(modes, modes.frequencies, edges)
+    counts = np.bincount(band[inside], minlength=n_bands)
     bands = zip(edges[:-1], edges[1:], strict=True)
     print(f"{'THz':>6} " + " ".join(f"{lo:g}-{hi:g}".rjust(8) for lo, hi in bands) + "      all")
     print(f"{'modes':>6} " + " ".join(f"{c:8d}" for c in counts))
@@ -84,12 +85,6 @@ def energy_kept(model, pairs, modes, edges) -> None:
         print(f"{name:>6} " + " ".join(f"{x:8.5f}" for x in kept) + f" {overall:8.5f}")
     for k, name in enumerate(("E", "K")):
         print(f"{'±' + name:>6} " + " ".join(f"{x:8.5f}" for x in spread[k]))
-
-
-def band_sums(modes, values: np.ndarray, edges) -> np.ndarray:
-    """Per-mode ``values`` summed in each band."""
-    counts, means = band_means(modes, values, edges)
-    return counts * np.nan_to_num(means)
 
 
 def main() -> None:

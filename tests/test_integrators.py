@@ -92,13 +92,20 @@ def oscillators(n_systems: int, n_atoms: int = 4) -> tuple[list[Atoms], np.ndarr
     return images, np.concatenate([a.positions for a in images])
 
 
-def kinetic_samples(thermostat, n_systems=200, steps=300, burn=100, every=20, dof=None):
-    images, sites = oscillators(n_systems)
-    model = HarmonicFlow(sites, dt=10.0)
+def oscillator_rollout(thermostat, n_systems, n_atoms=4, flow=HarmonicFlow, **flow_args):
+    """``(rollout, model)``: :func:`oscillators` advanced by ``flow`` (strides of 10 fs),
+    started warm, one seed per system."""
+    images, sites = oscillators(n_systems, n_atoms)
+    model = flow(sites, dt=10.0, **flow_args)
     graph = from_atoms(images)
     v = np.random.default_rng(0).normal(size=(len(sites), 3)) * 0.003  # start warm
     graph = graph.replace(velocities=torch.as_tensor(v))
     rollout = ForecastRollout(model, graph, thermostat=thermostat, seed=list(range(n_systems)))
+    return rollout, model
+
+
+def kinetic_samples(thermostat, n_systems=200, steps=300, burn=100, every=20, dof=None):
+    rollout, _ = oscillator_rollout(thermostat, n_systems)
     if dof is not None:
         rollout.degrees_of_freedom = np.full(n_systems, float(dof))  # a broken count
     samples = []
@@ -126,9 +133,9 @@ class BiasedFlow(HarmonicFlow):
     the velocities of the first half of each system's atoms come out with kinetic energy
     scaled by ``1 - eps``, the rest by ``1 + eps``."""
 
-    def __init__(self, sites: np.ndarray, dt: float, n_atoms: int, eps: float):
+    def __init__(self, sites: np.ndarray, dt: float, atoms_per_system: int, eps: float):
         super().__init__(sites, dt)
-        damped = (np.arange(len(sites)) % n_atoms) < n_atoms // 2
+        damped = (np.arange(len(sites)) % atoms_per_system) < atoms_per_system // 2
         gain = np.where(damped, math.sqrt(1.0 - eps), math.sqrt(1.0 + eps))
         self.register_buffer("gain", torch.as_tensor(gain)[:, None])
         self.damped = damped
@@ -141,20 +148,17 @@ class BiasedFlow(HarmonicFlow):
 def group_temperatures(thermostat, eps=0.01, n_systems=20, n_atoms=4, steps=1500, burn=500):
     """Mean kinetic temperatures (K) of the damped and the boosted atoms under a
     :class:`BiasedFlow` rollout."""
-    images, sites = oscillators(n_systems, n_atoms)
-    model = BiasedFlow(sites, dt=10.0, n_atoms=n_atoms, eps=eps)
-    graph = from_atoms(images)
-    v = np.random.default_rng(0).normal(size=(len(sites), 3)) * 0.003
-    graph = graph.replace(velocities=torch.as_tensor(v))
-    rollout = ForecastRollout(model, graph, thermostat=thermostat, seed=list(range(n_systems)))
-    masses = graph.masses.numpy()
+    rollout, model = oscillator_rollout(
+        thermostat, n_systems, n_atoms, BiasedFlow, atoms_per_system=n_atoms, eps=eps
+    )
+    masses = rollout.graph.masses.numpy()
     sums = np.zeros(2)
     for k in range(steps):
         rollout.step()
         if k >= burn:
             kinetic = 0.5 * masses * (rollout.graph.velocities.numpy() ** 2).sum(1)
             sums += [kinetic[model.damped].sum(), kinetic[~model.damped].sum()]
-    per_atom = sums * EV_PER_AMU_A2_FS2 / ((steps - burn) * len(sites) / 2)
+    per_atom = sums * EV_PER_AMU_A2_FS2 / ((steps - burn) * len(masses) / 2)
     return per_atom / (1.5 * KB)
 
 
