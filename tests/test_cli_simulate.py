@@ -198,6 +198,12 @@ def test_replicas_run_batched_at_their_own_temperatures(model_file, tmp_path):
         with h5py.File(tmp_path / f"trajectory_r{k}.h5") as f:
             means.append(f["temperature"][1:].mean())
     assert means[0] < means[1] < means[2]
+    for k, target in enumerate((200.0, 400.0, 800.0)):  # each file says what it ran
+        with TrajectoryReader(tmp_path / f"trajectory_r{k}.h5") as reader:
+            ran = reader.provenance
+        assert (ran["replica"], ran["temperature"], ran["seed"]) == (k, target, k)
+        assert ran["thermostat"] == "csvr" and ran["thermostat_tau_fs"] == pytest.approx(40.0)
+        assert ran["model"].endswith("fc.pt") and ran["energy_rescale"] == "none"
     log = np.loadtxt(tmp_path / "trajectory.log")
     assert log.shape == (4, 5)
     bad = run(model_file, tmp_path, "--replicas", "2", "--temperature", "200,400,800")
@@ -329,3 +335,32 @@ def test_the_model_cards_thermostat_is_the_default(model_file, tmp_path):
     with TrajectoryReader(tmp_path / "cold.h5") as reader:
         assert reader.provenance["equilibration_ps"] == 0.0
     assert "equilibrated" not in result.stdout
+
+
+def test_energy_rescaling_with_a_named_calculator_conserves_its_energy(model_file, tmp_path):
+    """``--energy-rescale emt``: each learned step keeps ASE's EMT energy plus the kinetic
+    energy, which free flight alone would not (it climbs the potential), and the file
+    records which companion did it."""
+    from ase.calculators.emt import EMT
+
+    def totals(path) -> tuple[np.ndarray, dict]:
+        with TrajectoryReader(path) as reader:
+            frames, ran = list(reader), reader.provenance
+        energies = []
+        for atoms in frames:
+            atoms.calc = EMT()
+            energies.append(atoms.get_potential_energy() + atoms.get_kinetic_energy())
+        return np.array(energies), ran
+
+    for rescale, name in (("emt", "rescaled.h5"), ("none", "free.h5")):
+        result = run(model_file, tmp_path, "--steps", "2", "--thermostat", "none", "--seed", "2",
+                     "--energy-rescale", rescale, "--output", name)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    rescaled, ran = totals(tmp_path / "rescaled.h5")
+    assert ran["energy_rescale"] == "ase.calculators.emt.EMT"
+    assert np.abs(rescaled - rescaled[0]).max() < 1e-3  # eV; positions stored in float32
+    free, ran = totals(tmp_path / "free.h5")
+    assert ran["energy_rescale"] == "none"
+    assert np.abs(free - free[0]).max() > 0.05
+    bad = run(model_file, tmp_path, "--steps", "1", "--energy-rescale", "nosuch:Calculator")
+    assert bad.returncode != 0 and "cannot import calculator 'nosuch:Calculator'" in bad.stderr

@@ -459,8 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--energy-rescale",
         metavar="POTENTIAL",
-        help="make each learned step conserve energy with this potential (default: the "
-        "model card's recommendation; 'none' turns it off)",
+        help="make each learned step conserve energy with this potential: a shipped "
+        "potential's name, a model file, emt or asap-emt (the EMT reference itself), "
+        "openmm, or module:Class of an ASE calculator (default: the model card's "
+        "recommendation; 'none' turns it off)",
     )
     sim.add_argument(
         "--engine",

@@ -252,6 +252,7 @@ def simulate(
         "engine": engine,
         "execution": execution,
         "equilibration_ps": equilibration_ps,
+        "energy_rescale": _rescaling_name(energy_rescale if engine == "forecaster" else None),
     }
     writer = TrajectoryWriter(
         output,
@@ -433,9 +434,21 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
         seed=[seed + k for k in range(replicas)],
         rescaler=EnergyRescaler(companion) if companion else None,
     )  # fmt: skip
+    provenance = {
+        "model": getattr(forecaster, "source", str(model)),
+        "timestep_fs": dt_fs,
+        "thermostat": thermostat,
+        "thermostat_tau_fs": rollout.thermostat.tau_fs if bath else None,
+        "engine": engine,
+        "execution": execution,
+        "equilibration_ps": 0.0,
+        "energy_rescale": _rescaling_name(companion),
+    }
     writers = [
-        TrajectoryWriter(p, a, overwrite=overwrite) for p, a in zip(paths, images, strict=True)
-    ]
+        TrajectoryWriter(p, a, overwrite=overwrite, provenance={
+            **provenance, "replica": k, "temperature": targets[k], "seed": seed + k})
+        for k, (p, a) in enumerate(zip(paths, images, strict=True))
+    ]  # fmt: skip
     log_path = output.with_suffix(".log")
     n = len(base)
 
@@ -542,16 +555,29 @@ def default_thermostat(model: Any) -> str:
     return str(_card(model).get("thermostat", "csvr"))
 
 
+RESCALING_CALCULATORS = ("emt", "asap-emt")  # named calculators without parameters
+
+
 def _rescaling(forecaster, energy_rescale, model, structure):
     """The companion potential for energy rescaling: as asked (``"none"`` turns it off),
     else the model card's recommendation (``metadata['energy_rescale']``), else none.
     ``"openmm"`` is OpenMM's amber14 on the PDB ``structure`` (or the model's built-in
-    PDB), through :class:`~trajcast_engine.data.openmm_calculator.OpenMMCalculator`."""
+    PDB), through :class:`~trajcast_engine.data.openmm_calculator.OpenMMCalculator`;
+    ``"emt"`` / ``"asap-emt"`` (ASE's or asap3's EMT, a reference force field itself) and
+    ``"module:Class"`` (any ASE calculator, built without arguments) are ASE calculators;
+    anything else is a shipped potential's name or a model file."""
     if energy_rescale is None:
         energy_rescale = getattr(forecaster, "metadata", {}).get("energy_rescale")
     if energy_rescale is None or str(energy_rescale).lower() == "none":
         return None
-    if str(energy_rescale).lower() == "openmm":
+    name = str(energy_rescale)
+    if isinstance(energy_rescale, str) and (
+        name.lower() in RESCALING_CALCULATORS or (":" in name and not os.path.exists(name))
+    ):
+        from trajcast_engine.data.reference_md import make_calculator
+
+        return make_calculator(name)
+    if name.lower() == "openmm":
         from trajcast_engine.data.openmm_calculator import OpenMMCalculator
         from trajcast_engine.models import system_file
 
@@ -560,6 +586,18 @@ def _rescaling(forecaster, energy_rescale, model, structure):
             raise ValueError(f"energy rescaling with openmm needs a PDB structure, got {pdb}")
         return OpenMMCalculator(pdb)
     return energy_rescale
+
+
+def _rescaling_name(companion) -> str:
+    """What the file's provenance records for the energy-rescaling companion."""
+    if companion is None:
+        return "none"
+    if isinstance(companion, (str, os.PathLike)):
+        return str(companion)
+    return (
+        getattr(companion, "source", None)
+        or type(companion).__module__ + "." + type(companion).__name__
+    )
 
 
 def _default_tau(forecaster, tau: float | None) -> float | None:
