@@ -242,18 +242,11 @@ def simulate(
 
         dyn.rollout.set_rng_state(json.loads(rng_states))
 
-    provenance = {
-        "model": getattr(forecaster, "source", str(model)),
-        "timestep_fs": dt_fs,
-        "thermostat": thermostat,
-        "thermostat_tau_fs": tau,
-        "temperature": temperature if isinstance(temperature, str) else target,
-        "seed": seed,
-        "engine": engine,
-        "execution": execution,
-        "equilibration_ps": equilibration_ps,
-        "energy_rescale": _rescaling_name(energy_rescale if engine == "forecaster" else None),
-    }
+    provenance = _provenance(
+        forecaster, model, dt_fs, thermostat, tau, engine, execution, equilibration_ps,
+        energy_rescale if engine == "forecaster" else None,
+        temperature=temperature if isinstance(temperature, str) else target, seed=seed,
+    )  # fmt: skip
     writer = TrajectoryWriter(
         output,
         atoms,
@@ -434,19 +427,11 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
         seed=[seed + k for k in range(replicas)],
         rescaler=EnergyRescaler(companion) if companion else None,
     )  # fmt: skip
-    provenance = {
-        "model": getattr(forecaster, "source", str(model)),
-        "timestep_fs": dt_fs,
-        "thermostat": thermostat,
-        "thermostat_tau_fs": rollout.thermostat.tau_fs if bath else None,
-        "engine": engine,
-        "execution": execution,
-        "equilibration_ps": 0.0,
-        "energy_rescale": _rescaling_name(companion),
-    }
+    tau_fs = rollout.thermostat.tau_fs if bath else None
     writers = [
-        TrajectoryWriter(p, a, overwrite=overwrite, provenance={
-            **provenance, "replica": k, "temperature": targets[k], "seed": seed + k})
+        TrajectoryWriter(p, a, overwrite=overwrite, provenance=_provenance(
+            forecaster, model, dt_fs, thermostat, tau_fs, engine, execution, 0.0, companion,
+            replica=k, temperature=targets[k], seed=seed + k))
         for k, (p, a) in enumerate(zip(paths, images, strict=True))
     ]  # fmt: skip
     log_path = output.with_suffix(".log")
@@ -588,16 +573,28 @@ def _rescaling(forecaster, energy_rescale, model, structure):
     return energy_rescale
 
 
-def _rescaling_name(companion) -> str:
-    """What the file's provenance records for the energy-rescaling companion."""
+def _provenance(forecaster, model, dt_fs, thermostat, tau_fs, engine, execution,
+                equilibration_ps, companion, **run: Any) -> dict[str, Any]:  # fmt: skip
+    """What a trajectory file records about the run that wrote it (``run``: the seed,
+    temperature and, for replicas, the replica's index)."""
     if companion is None:
-        return "none"
-    if isinstance(companion, (str, os.PathLike)):
-        return str(companion)
-    return (
-        getattr(companion, "source", None)
-        or type(companion).__module__ + "." + type(companion).__name__
-    )
+        rescaling = "none"
+    elif isinstance(companion, (str, os.PathLike)):
+        rescaling = str(companion)
+    else:  # a loaded potential (its file) or an ASE calculator (its class)
+        kind = type(companion)
+        rescaling = getattr(companion, "source", None) or f"{kind.__module__}.{kind.__name__}"
+    return {
+        "model": getattr(forecaster, "source", str(model)),
+        "timestep_fs": dt_fs,
+        "thermostat": thermostat,
+        "thermostat_tau_fs": tau_fs,
+        "engine": engine,
+        "execution": execution,
+        "equilibration_ps": equilibration_ps,
+        "energy_rescale": rescaling,
+        **run,
+    }
 
 
 def _default_tau(forecaster, tau: float | None) -> float | None:
