@@ -41,8 +41,9 @@ class ForecastDynamics(MolecularDynamics):
     :class:`~integrators.thermostats.Thermostat` or None; ``seed``: seeds the noise;
     ``device``/``dtype``: where and how the model runs; ``guard``: the
     :class:`~integrators.guard.StabilityGuard`; ``energy_rescale``: a potential (object
-    or file or shipped name) that makes each learned step conserve energy (NVE: the
-    total energy stays at its initial value); ``logfile``: a
+    or file or shipped name) or an ASE calculator (object, or ``"emt"``, ``"asap-emt"``,
+    ``"module:Class"``) that makes each learned step conserve energy (NVE: the total
+    energy stays at its initial value); ``logfile``: a
     :class:`~integrators.logger.ForecastLogger` written every ``loginterval`` steps.
     """
 

@@ -47,13 +47,30 @@ if TYPE_CHECKING:
     from integrators.rollout import ForecastRollout
 
 
+CALCULATOR_NAMES = ("emt", "asap-emt")  # reference force fields without parameters
+
+
+def named_calculator(name: object) -> Calculator | None:
+    """The ASE calculator a companion's name stands for, else None: ``"emt"`` /
+    ``"asap-emt"`` (ASE's or asap3's EMT, a reference force field itself) and
+    ``"module:Class"`` (any ASE calculator built without arguments; a path that exists is
+    a model file instead)."""
+    if not isinstance(name, str):
+        return None
+    if name.lower() in CALCULATOR_NAMES or (":" in name and not os.path.exists(name)):
+        from trajcast_engine.data.reference_md import make_calculator
+
+        return make_calculator(name)
+    return None
+
+
 class EnergyRescaler:
     """Keeps each system's total energy at its initial value (see the module docstring).
 
     ``potential`` is a :class:`ConservativePotential` (learned or Lennard-Jones; it runs
     on the rollout's device in its own dtype), a model-file path or a shipped model name,
     or an ASE calculator (e.g. the reference force field itself, asap3's included; called
-    once per system and step, on the host).
+    once per system and step, on the host) or its name (:func:`named_calculator`).
     """
 
     def __init__(
@@ -64,6 +81,7 @@ class EnergyRescaler:
         self.factors: np.ndarray | None = None
         self.potential_energy: np.ndarray | None = None
         self._u: Tensor | None = None  # U at the rollout's current positions
+        potential = named_calculator(potential) or potential
         if hasattr(potential, "get_potential_energy"):
             # an ASE calculator, e.g. the reference force field itself (duck-typed: asap3's
             # are not subclasses of ASE's Calculator)

@@ -438,6 +438,25 @@ def test_energy_rescaling_keeps_the_total_energy():
     assert len(seen) == 3 and rollout.step_count == 3
 
 
+def test_energy_rescaling_takes_a_calculators_name():
+    """``energy_rescale="emt"`` from Python is ASE's EMT, as on the command line: its
+    energy plus the kinetic stays at the initial value; an unknown ``module:Class`` is
+    one clear error."""
+    from ase.calculators.emt import EMT
+
+    atoms = copper(seed=5, temperature=600.0)
+    dyn = ForecastNVE(atoms, small_forecaster(), energy_rescale="emt")
+    assert isinstance(dyn.rollout.rescaler.calculator, EMT)
+    e0 = float(dyn.rollout.rescaler.initial_energy[0])
+    dyn.run(3)
+    check = atoms.copy()
+    check.calc = EMT()
+    total = check.get_potential_energy() + atoms.get_kinetic_energy()
+    assert total == pytest.approx(e0, abs=1e-8)
+    with pytest.raises(ValueError, match="nosuch"):
+        ForecastNVE(copper(seed=5), small_forecaster(), energy_rescale="nosuch:Calculator")
+
+
 def test_energy_rescaling_with_an_ase_calculator_equals_the_torch_model(tmp_path):
     """The exact LJ model and ASE's LJ calculator give the same rescaled rollout, as does
     asap3's compiled one (not a subclass of ASE's Calculator) where it is installed."""

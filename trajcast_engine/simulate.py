@@ -540,9 +540,6 @@ def default_thermostat(model: Any) -> str:
     return str(_card(model).get("thermostat", "csvr"))
 
 
-RESCALING_CALCULATORS = ("emt", "asap-emt")  # named calculators without parameters
-
-
 def _rescaling(forecaster, energy_rescale, model, structure):
     """The companion potential for energy rescaling: as asked (``"none"`` turns it off),
     else the model card's recommendation (``metadata['energy_rescale']``), else none.
@@ -555,14 +552,12 @@ def _rescaling(forecaster, energy_rescale, model, structure):
         energy_rescale = getattr(forecaster, "metadata", {}).get("energy_rescale")
     if energy_rescale is None or str(energy_rescale).lower() == "none":
         return None
-    name = str(energy_rescale)
-    if isinstance(energy_rescale, str) and (
-        name.lower() in RESCALING_CALCULATORS or (":" in name and not os.path.exists(name))
-    ):
-        from trajcast_engine.data.reference_md import make_calculator
+    from integrators.energy_rescale import named_calculator
 
-        return make_calculator(name)
-    if name.lower() == "openmm":
+    calculator = named_calculator(energy_rescale)
+    if calculator is not None:
+        return calculator
+    if str(energy_rescale).lower() == "openmm":
         from trajcast_engine.data.openmm_calculator import OpenMMCalculator
         from trajcast_engine.models import system_file
 
