@@ -247,6 +247,12 @@ def main() -> None:
              "pooled: the RDF and spectrum averaged over runs, so that N runs of --steps "
              "measure what one run N times longer would, with a lower noise floor",
     )  # fmt: skip
+    parser.add_argument(
+        "--seed", type=int, default=0,
+        help="added to every run's seed (temperature k, repeat r: rollout k + 1000 r + "
+             "seed, reference 9000 + that); e.g. --temperatures 600 --seed 1 runs the "
+             "seeds that 600 K gets in --temperatures 300 600",
+    )  # fmt: skip
     parser.add_argument("--keep", type=Path, help="keep the trajectories in this folder")
     parser.add_argument(
         "--reuse-references", action="store_true",
@@ -302,7 +308,7 @@ def main() -> None:
             calculator = make_calculator(setup.calculator, **setup.parameters)
             modes = harmonic_modes(default_system(args.model), calculator)
 
-        for k, temperature in enumerate(args.temperatures or setup.temperatures):
+        for k, temperature in enumerate(args.temperatures or setup.temperatures, args.seed):
             rollouts, references, seconds, ran = [], [], [], {}
             for rep in range(args.repeats):
                 tag = f"{temperature:g}K{repeat_suffix(rep)}"

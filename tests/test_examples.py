@@ -60,6 +60,12 @@ def test_validate_forecaster_scores_and_reuses_its_kept_reference(tmp_path):
     assert [reference.stat().st_mtime_ns for reference in references] == stamps
     second = json.loads((tmp_path / "report.json").read_text())["100 K"]
     assert second["rdf_integrated_abs_difference"] == first["rdf_integrated_abs_difference"]
+    # --seed: other runs, so the kept references (other seeds) are run again
+    other = run("validate_forecaster.py", *args, "--reuse-references", "--seed", "1",
+                cwd=tmp_path)  # fmt: skip
+    assert "reusing" not in other
+    third = json.loads((tmp_path / "report.json").read_text())["100 K"]
+    assert third["rdf_integrated_abs_difference"] != first["rdf_integrated_abs_difference"]
 
 
 def test_validate_forecaster_names_a_calculator_it_cannot_make(tmp_path):
