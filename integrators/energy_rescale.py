@@ -81,7 +81,9 @@ class EnergyRescaler:
         self.factors: np.ndarray | None = None
         self.potential_energy: np.ndarray | None = None
         self._u: Tensor | None = None  # U at the rollout's current positions
-        potential = named_calculator(potential) or potential
+        calculator = named_calculator(potential)
+        if calculator is not None:
+            potential = calculator
         if hasattr(potential, "get_potential_energy"):
             # an ASE calculator, e.g. the reference force field itself (duck-typed: asap3's
             # are not subclasses of ASE's Calculator)
