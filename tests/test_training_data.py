@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mdtraj
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ from trajcast_engine.nn.forecaster import ForecasterConfig, TrajCastForecaster
 from trajcast_engine.nn.model_io import load_model
 from trajcast_engine.train.fit_forecaster import (
     ForecastFitSettings,
+    _recorded_path,
     evaluate_forecaster,
     fit_forecaster,
 )
@@ -287,6 +290,27 @@ def test_noise_training_and_fine_tuning_from_a_model_file(tmp_path, reference):
     wrong = ForecasterConfig(**{**config.to_dict(), "stride": 4})
     with pytest.raises(ValueError, match="not a forecaster with the stride 8 fs"):
         fit_forecaster(split, wrong, tuned)
+
+
+def test_a_model_file_records_its_sources_relative_to_the_working_directory(
+    tmp_path, reference, monkeypatch
+):
+    # a shipped model names runs/..., not the absolute path on the machine that trained it
+    config = ForecasterConfig(
+        species=[29], cutoff=4.0, lmax=1, channels=4, num_layers=1, radial_hidden=8,
+        md_timestep=2.0, stride=5,
+    )  # fmt: skip
+    sources = [str(Path(p).resolve()) for p in reference]
+    root = Path(sources[0]).parent.parent
+    monkeypatch.chdir(root)
+    settings = ForecastFitSettings(epochs=1, batch_size=4, every=3, validation_fraction=0.3)
+    fit_forecaster(sources, config, settings, checkpoint=tmp_path / "f.pt")
+    recorded = load_model(tmp_path / "f.pt").metadata["training"]["sources"]
+    assert recorded == [str(Path(s).relative_to(root)) for s in sources]
+    assert all(not Path(r).is_absolute() and Path(r).is_file() for r in recorded)
+    # outside the working directory a path stays absolute
+    monkeypatch.chdir(tmp_path)
+    assert _recorded_path(sources[0]) == sources[0]
 
 
 def test_noise_scaled_to_the_thermal_amplitude_follows_each_frames_temperature():

@@ -481,7 +481,7 @@ def fit_forecaster(
         "stride": config.stride,
         "timestep_fs": config.timestep,
         "training": {
-            "sources": sources,
+            "sources": [_recorded_path(s) for s in sources],
             "pairs": len(training),
             "validation_pairs": len(validation),
             "settings": asdict(settings),
@@ -496,3 +496,10 @@ def fit_forecaster(
     model.metadata = {**info, "validation": final}
     save_final_model(model, checkpoint, settings.device)
     return ForecastFitResult(model=model, history=history, validation=final)
+
+
+def _recorded_path(source: str) -> str:
+    """``source`` as a model file records it: relative to the working directory when it
+    lies under it (a shipped model then names ``runs/...``, not the trainer's machine)."""
+    relative = os.path.relpath(os.path.abspath(source))
+    return source if relative.startswith("..") else relative
