@@ -19,11 +19,15 @@ with 0.001 Å at lr 1e-3 (``--init-from`` the first file ``--noise 0.001
 --learning-rate 1e-3``), which fixed both (0.98 / 0.05 Å in 12 ps under CSVR), then 2
 epochs from those with 0.002 Å at lr 1e-3 (``--init-from`` the second file ``--noise
 0.002 --learning-rate 1e-3 --epochs 2``), which brought the structure closer (over
-250 ps RDF ∫|Δg| 0.037 / 0.032 Å at 300 / 600 K against 0.053 / 0.037 Å). The file
-names Langevin with τ = 1 ps as its thermostat: under CSVR, a global one, each phonon
-band's small energy bias per stride builds up into band temperatures 4-8% off, which
-narrow the neighbour shells (pooled over 1 ns at 300 K, RDF ∫|Δg| 0.038 Å under CSVR
-against 0.014 Å under Langevin; model card).
+250 ps RDF ∫|Δg| 0.037 / 0.032 Å at 300 / 600 K against 0.053 / 0.037 Å), then 2 epochs
+from those with the noise grown as a harmonic crystal's thermal amplitude, σ = 0.002 Å ·
+sqrt(T / 300 K) (``--init-from`` the third file ``--noise 0.002 --noise-temperature 300
+--learning-rate 1e-3 --epochs 2``), which brought the 600 K structure within the target
+(pooled over 1 ns under Langevin, 0.016 / 0.019 Å at 300 / 600 K against 0.014 /
+0.026 Å). The file names Langevin with τ = 1 ps as its thermostat: under CSVR, a global
+one, each phonon band's small energy bias per stride builds up into band temperatures
+4-8% off, which narrow the neighbour shells (the third file, pooled over 1 ns at 300 K:
+RDF ∫|Δg| 0.038 Å under CSVR against 0.014 Å under Langevin; model card).
 
 The model needs ``lmax`` 2 (the default): a crystal's velocity update over a stride
 carries force-constant terms ``(r̂_ij · Δv_ij) r̂_ij`` that a message built from l <= 1
