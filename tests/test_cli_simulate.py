@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
-from ase.io import write
+from ase.io import read, write
 
 from trajcast_engine.models import shipped_model_available
 from trajcast_engine.nn.forecaster import ForecasterConfig, TrajCastForecaster
@@ -208,6 +208,27 @@ def test_replicas_run_batched_at_their_own_temperatures(model_file, tmp_path):
     assert log.shape == (4, 5)
     bad = run(model_file, tmp_path, "--replicas", "2", "--temperature", "200,400,800")
     assert bad.returncode != 0 and "3 temperatures given for 2 replicas" in bad.stderr
+
+
+def test_replicas_warm_up_first_like_a_single_run(model_file, tmp_path):
+    """Batched replicas get the same unwritten CSVR warm-up as a single run (2 ps unless
+    told otherwise): their first frame is not the input structure, the files and the
+    output say so, and --equilibrate 0 starts them from it."""
+    structure = read(model_file.parent / "cu.xyz")
+    cases = (((), 2.0), (("--equilibrate", "0.2"), 0.2), (("--equilibrate", "0"), 0.0))
+    for extra, warm_ps in cases:
+        out = tmp_path / f"warm{warm_ps:g}"
+        out.mkdir()
+        result = run(model_file, out, "--replicas", "2", "--temperature", "200,800",
+                     "--steps", "2", *extra)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert ("equilibrated" in result.stdout) == (warm_ps > 0)
+        for k in range(2):
+            with TrajectoryReader(out / f"trajectory_r{k}.h5") as reader:
+                assert reader.provenance["equilibration_ps"] == pytest.approx(warm_ps)
+            first = mdtraj.load_frame(str(out / f"trajectory_r{k}.h5"), 0).xyz[0] * 10.0
+            moved = np.abs(first - structure.get_positions()).max()
+            assert (moved > 1e-3) == (warm_ps > 0), moved
 
 
 def test_yaml_config_fills_options_and_the_command_line_wins(model_file, tmp_path):

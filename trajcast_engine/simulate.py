@@ -139,7 +139,7 @@ def simulate(
     value per replica, comma-separated), writing ``{output stem}_r{k}.h5``.
     ``temperature`` None takes the model card's (``metadata['temperature_K']``), else 300 K;
     ``thermostat`` None the model card's (``metadata['thermostat']``), else CSVR.
-    ``equilibrate_ps``: a fresh thermostatted single forecaster run (not replicas, not
+    ``equilibrate_ps``: a fresh thermostatted forecaster run (single or replicas, not
     ``--engine mlip``) first equilibrates this long under a fast CSVR (τ = 100 fs),
     unwritten (None: 2 ps; 0 turns it off). Maxwell-Boltzmann velocities on a relaxed
     structure put half their energy into the potential, and a slow thermostat (Langevin
@@ -155,6 +155,7 @@ def simulate(
             model, structure, supercell, temperature, thermostat, tau, steps, time_ps,
             write_every, device, dtype, seed, Path(output), overwrite, resume, engine,
             int(replicas), progress, energy_rescale, tensor_product, compile, edge_chunk,
+            equilibrate_ps,
         )  # fmt: skip
     if int(replicas) < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
@@ -212,8 +213,7 @@ def simulate(
         energy_rescale = _rescaling(forecaster, energy_rescale, model, structure)
     warm_steps = 0  # the unwritten warm-up's steps
     if engine == "forecaster" and thermostat != "none" and not resume:
-        warm_ps = EQUILIBRATION_PS if equilibrate_ps is None else float(equilibrate_ps)
-        warm_steps = int(round(warm_ps * 1000.0 / dt_fs))
+        warm_steps = _warm_up_steps(equilibrate_ps, dt_fs)
     if warm_steps:
         warm = ForecastCSVR(atoms, forecaster, target if isinstance(target, float) else target[0],
                             tau=EQUILIBRATION_TAU_FS, seed=seed + 104729, device=device,
@@ -294,6 +294,12 @@ def simulate(
         execution=execution if engine == "forecaster" else "",
         equilibration_ps=equilibration_ps,
     )
+
+
+def _warm_up_steps(equilibrate_ps: float | None, dt_fs: float) -> int:
+    """Forecaster steps of the unwritten warm-up (``simulate``'s ``equilibrate_ps``)."""
+    warm_ps = EQUILIBRATION_PS if equilibrate_ps is None else float(equilibrate_ps)
+    return int(round(warm_ps * 1000.0 / dt_fs))
 
 
 def _drive(
@@ -379,7 +385,7 @@ def _count_steps(steps: int | None, time_ps: float | None, dt_fs: float) -> int:
 def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau, steps,
                        time_ps, write_every, device, dtype, seed, output, overwrite, resume,
                        engine, replicas, progress, energy_rescale, tensor_product,
-                       compile, edge_chunk) -> SimulationReport:  # fmt: skip
+                       compile, edge_chunk, equilibrate_ps=None) -> SimulationReport:  # fmt: skip
     """Batched replicas through :class:`integrators.ForecastRollout` (see ``simulate``)."""
     from integrators import CSVR, EnergyRescaler, ForecastRollout, Langevin
     from integrators.rollout import load_forecaster
@@ -422,15 +428,30 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
     if bath is None and thermostat != "none":
         raise ValueError(f"thermostat must be none, csvr or langevin, got {thermostat!r}")
     companion = _rescaling(forecaster, energy_rescale, model, structure)
+    graph = from_atoms(images)
+    warm_steps = _warm_up_steps(equilibrate_ps, dt_fs) if bath else 0
+    if warm_steps:  # as a single run's warm-up: a fast CSVR, unwritten
+        warm = ForecastRollout(
+            forecaster, graph, thermostat=CSVR(targets, EQUILIBRATION_TAU_FS),
+            seed=[seed + 104729 + k for k in range(replicas)],
+            rescaler=EnergyRescaler(companion) if companion else None,
+        )  # fmt: skip
+        _, _, stopped, _ = _drive(warm.step, lambda: float(np.mean(warm.temperatures())),
+                                  warm_steps, dt_fs, progress, "equilibrate")  # fmt: skip
+        if stopped:
+            raise KeyboardInterrupt("interrupted during the equilibration: nothing was written")
+        graph = warm.graph
+    equilibration_ps = warm_steps * dt_fs / 1000.0
     rollout = ForecastRollout(
-        forecaster, from_atoms(images), thermostat=bath(targets, tau_fs) if bath else None,
+        forecaster, graph, thermostat=bath(targets, tau_fs) if bath else None,
         seed=[seed + k for k in range(replicas)],
         rescaler=EnergyRescaler(companion) if companion else None,
     )  # fmt: skip
     tau_fs = rollout.thermostat.tau_fs if bath else None
     writers = [
         TrajectoryWriter(p, a, overwrite=overwrite, provenance=_provenance(
-            forecaster, model, dt_fs, thermostat, tau_fs, engine, execution, 0.0, companion,
+            forecaster, model, dt_fs, thermostat, tau_fs, engine, execution, equilibration_ps,
+            companion,
             replica=k, temperature=targets[k], seed=seed + k))
         for k, (p, a) in enumerate(zip(paths, images, strict=True))
     ]  # fmt: skip
@@ -468,6 +489,7 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
     return SimulationReport(
         output=paths[0], log=log_path, steps=done, simulated_ps=done * dt_fs / 1000.0,
         wall_seconds=wall, interrupted=interrupted, mean_temperature=mean_t, execution=execution,
+        equilibration_ps=equilibration_ps,
     )  # fmt: skip
 
 
