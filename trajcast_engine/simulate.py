@@ -218,10 +218,7 @@ def simulate(
         warm = ForecastCSVR(atoms, forecaster, target if isinstance(target, float) else target[0],
                             tau=EQUILIBRATION_TAU_FS, seed=seed + 104729, device=device,
                             energy_rescale=energy_rescale)  # fmt: skip
-        _, _, stopped, _ = _drive(lambda: warm.run(1), warm.get_temperature, warm_steps,
-                                  dt_fs, progress, "equilibrate")  # fmt: skip
-        if stopped:  # Ctrl-C during the warm-up ends the command, not just the warm-up
-            raise KeyboardInterrupt("interrupted during the equilibration: nothing was written")
+        _warm_up(lambda: warm.run(1), warm.get_temperature, warm_steps, dt_fs, progress)
     equilibration_ps = warm_steps * dt_fs / 1000.0
     if engine == "mlip":
         companion = potential or forecaster.metadata.get("companion", "cu-emt-potential")
@@ -300,6 +297,15 @@ def _warm_up_steps(equilibrate_ps: float | None, dt_fs: float) -> int:
     """Forecaster steps of the unwritten warm-up (``simulate``'s ``equilibrate_ps``)."""
     warm_ps = EQUILIBRATION_PS if equilibrate_ps is None else float(equilibrate_ps)
     return int(round(warm_ps * 1000.0 / dt_fs))
+
+
+def _warm_up(advance: Callable[[], Any], temperature: Callable[[], float], steps: int,
+             dt_fs: float, progress: bool) -> None:  # fmt: skip
+    """Run the unwritten warm-up (:func:`_drive`); Ctrl-C during it ends the command, not
+    just the warm-up."""
+    _, _, stopped, _ = _drive(advance, temperature, steps, dt_fs, progress, "equilibrate")
+    if stopped:
+        raise KeyboardInterrupt("interrupted during the equilibration: nothing was written")
 
 
 def _drive(
@@ -436,10 +442,8 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
             seed=[seed + 104729 + k for k in range(replicas)],
             rescaler=EnergyRescaler(companion) if companion else None,
         )  # fmt: skip
-        _, _, stopped, _ = _drive(warm.step, lambda: float(np.mean(warm.temperatures())),
-                                  warm_steps, dt_fs, progress, "equilibrate")  # fmt: skip
-        if stopped:
-            raise KeyboardInterrupt("interrupted during the equilibration: nothing was written")
+        _warm_up(warm.step, lambda: float(np.mean(warm.temperatures())), warm_steps, dt_fs,
+                 progress)  # fmt: skip
         graph = warm.graph
     equilibration_ps = warm_steps * dt_fs / 1000.0
     rollout = ForecastRollout(
