@@ -99,7 +99,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--noise", type=float, default=0.001, help="training position noise, Å")
     parser.add_argument("--noise-temperature", type=float,
-                        help="K: the noise scales as sqrt(T / this) (default: fixed)")  # fmt: skip
+                        help="K: noise scales as (T / this)^exponent (default: fixed)")  # fmt: skip
+    parser.add_argument("--noise-exponent", type=float, default=0.5,
+                        help="that exponent (0.5: a harmonic crystal's amplitude)")  # fmt: skip
     parser.add_argument("--select-by", default="loss", help="validation metric for the best epoch")
     parser.add_argument("--init-from", help="continue from this model file's weights")
     parser.add_argument("--learning-rate", type=float, default=5e-3)
@@ -151,6 +153,7 @@ def main() -> None:
         max_seconds=60.0 * args.minutes,
         position_noise=args.noise,
         noise_temperature=args.noise_temperature,
+        noise_exponent=args.noise_exponent,
         select_by=args.select_by,
         init_from=args.init_from,
         rollout_steps=args.rollout_steps,

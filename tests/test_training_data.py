@@ -314,8 +314,9 @@ def test_a_model_file_records_its_sources_relative_to_the_working_directory(
 
 
 def test_noise_scaled_to_the_thermal_amplitude_follows_each_frames_temperature():
-    """noise_temperature: each system's noise σ scales as sqrt(T_s / T₀), T_s its kinetic
-    temperature over 3N (ASE's count for unconstrained atoms)."""
+    """noise_temperature: each system's noise σ scales as sqrt(T_s / T₀) (or as the power
+    noise_exponent), T_s its kinetic temperature over 3N (ASE's count for unconstrained
+    atoms)."""
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
     from trajcast_engine.graph.ase_convert import from_atoms
@@ -333,8 +334,15 @@ def test_noise_scaled_to_the_thermal_amplitude_follows_each_frames_temperature()
     assert torch.allclose(scales[:32], torch.tensor(expected[0], dtype=scales.dtype))
     assert torch.allclose(scales[32:], torch.tensor(expected[1], dtype=scales.dtype))
     assert len(scales) == 36 and abs(expected[1] - expected[0]) > 0.1
+    # noise_exponent p: (T_s / T₀)^p, the square root by default
+    steeper = noise_scales(graph, 300.0, 0.8)
+    ratio = [atoms.get_temperature() / 300.0 for atoms in frames]
+    assert torch.allclose(steeper[0], torch.tensor(ratio[0] ** 0.8, dtype=scales.dtype))
+    assert torch.allclose(steeper[-1], torch.tensor(ratio[1] ** 0.8, dtype=scales.dtype))
     with pytest.raises(ValueError, match="noise_temperature must be > 0 K"):
         ForecastFitSettings(position_noise=0.01, noise_temperature=0.0)
+    with pytest.raises(ValueError, match="noise_exponent must be >= 0"):
+        ForecastFitSettings(position_noise=0.01, noise_temperature=300.0, noise_exponent=-1)
 
 
 @pytest.mark.parametrize("production", ["csvr", "langevin"])

@@ -27,6 +27,9 @@ system's σ becomes ``σ · sqrt(T_s / T₀)``, with ``T_s = Σ m_i |v_i|² / (3
 kinetic temperature of its input frame. The thermal displacements of a harmonic solid
 scale as ``⟨u²⟩ = k_B T / (m ω²)``, so the damping rate ``σ² / ⟨u²⟩`` (above) is then the
 same at every temperature of the data, instead of strongest at the coldest.
+``noise_exponent = p`` (default 0.5) makes it ``σ · (T_s / T₀)^p``: a ``p`` above 0.5
+grows the noise, and so the damping, faster than the harmonic amplitude, for data whose
+hot frames the model holds too stiff (the copper card's 900 K attempt).
 
 Rollout loss (``rollout_steps = K > 1``): the model's forecast is fed back as its next
 input K - 1 times (edges rebuilt at each new geometry, gradients through the whole chain)
@@ -147,7 +150,8 @@ class ForecastFitSettings(TrainSettings):
     every: int = 1  # use every n-th start frame
     time_reversal: bool = True
     position_noise: float = 0.0  # Å, training-input noise (see the module docstring)
-    noise_temperature: float | None = None  # K: σ scales as sqrt(T / this) (module doc)
+    noise_temperature: float | None = None  # K: σ scales as (T / this)^noise_exponent
+    noise_exponent: float = 0.5  # 0.5: as a harmonic crystal's thermal amplitude (module doc)
     rollout_steps: int = 1  # strides chained in the loss (see the module docstring)
     reversibility_weight: float = 0.0  # w_rev: stride, reverse, stride back (module doc)
     # phonon-band energy balance of a crystal (module doc): weight, lattice file, the
@@ -182,6 +186,8 @@ class ForecastFitSettings(TrainSettings):
             )
         if self.noise_temperature is not None and not self.noise_temperature > 0:
             raise ValueError(f"noise_temperature must be > 0 K, got {self.noise_temperature}")
+        if not self.noise_exponent >= 0:
+            raise ValueError(f"noise_exponent must be >= 0, got {self.noise_exponent}")
 
 
 @dataclass
@@ -220,7 +226,8 @@ def _loss_fn(settings: ForecastFitSettings) -> Callable[[Any, list], dict[str, t
             mass = graph.masses[:, None]
             total = scatter_sum(mass, graph.system_idx, graph.n_systems)
             if settings.noise_temperature is not None:
-                noise = noise * noise_scales(graph, settings.noise_temperature)[:, None]
+                scales = noise_scales(graph, settings.noise_temperature, settings.noise_exponent)
+                noise = noise * scales[:, None]
             mean = scatter_sum(mass * noise, graph.system_idx, graph.n_systems) / total
             noise = noise - mean[graph.system_idx]
             graph = graph.replace(positions=graph.positions + noise)
@@ -355,13 +362,14 @@ def _normalised(
     return normalised_r, (err_v / model.velocity_scale).pow(2).mean()
 
 
-def noise_scales(graph: AtomicGraph, temperature: float) -> torch.Tensor:
-    """Per atom, ``sqrt(T_s / temperature)`` with ``T_s = Σ m |v|² / (3 N k_B)`` the
-    kinetic temperature (K) of the atom's system: masses in amu, velocities in Å/fs."""
+def noise_scales(graph: AtomicGraph, temperature: float, exponent: float = 0.5) -> torch.Tensor:
+    """Per atom, ``(T_s / temperature) ** exponent`` (by default the square root) with
+    ``T_s = Σ m |v|² / (3 N k_B)`` the kinetic temperature (K) of the atom's system:
+    masses in amu, velocities in Å/fs."""
     kinetic = kinetic_energies(graph.velocities, graph.masses, graph.system_idx, graph.n_systems)
     atoms = graph.atoms_per_system.to(kinetic.dtype)
     kinetic_t = 2.0 * kinetic / (3.0 * atoms * KB)
-    return (kinetic_t / temperature).sqrt()[graph.system_idx]
+    return (kinetic_t / temperature).pow(exponent)[graph.system_idx]
 
 
 def epoch_summary(row: dict[str, Any]) -> str:
