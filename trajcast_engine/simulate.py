@@ -98,6 +98,7 @@ def load_structure(
 
 EQUILIBRATION_PS = 2.0  # default unwritten warm-up of a fresh thermostatted run
 EQUILIBRATION_TAU_FS = 100.0  # its CSVR time
+EQUILIBRATION_SEED_OFFSET = 104729  # its thermostat's seed: the run's seed plus this
 
 
 def simulate(
@@ -216,8 +217,8 @@ def simulate(
         warm_steps = _warm_up_steps(equilibrate_ps, dt_fs)
     if warm_steps:
         warm = ForecastCSVR(atoms, forecaster, target if isinstance(target, float) else target[0],
-                            tau=EQUILIBRATION_TAU_FS, seed=seed + 104729, device=device,
-                            energy_rescale=energy_rescale)  # fmt: skip
+                            tau=EQUILIBRATION_TAU_FS, seed=seed + EQUILIBRATION_SEED_OFFSET,
+                            device=device, energy_rescale=energy_rescale)  # fmt: skip
         _warm_up(lambda: warm.run(1), warm.get_temperature, warm_steps, dt_fs, progress)
     equilibration_ps = warm_steps * dt_fs / 1000.0
     if engine == "mlip":
@@ -439,7 +440,7 @@ def _simulate_replicas(model, structure, supercell, temperature, thermostat, tau
     if warm_steps:  # as a single run's warm-up: a fast CSVR, unwritten
         warm = ForecastRollout(
             forecaster, graph, thermostat=CSVR(targets, EQUILIBRATION_TAU_FS),
-            seed=[seed + 104729 + k for k in range(replicas)],
+            seed=[seed + EQUILIBRATION_SEED_OFFSET + k for k in range(replicas)],
             rescaler=EnergyRescaler(companion) if companion else None,
         )  # fmt: skip
         _warm_up(warm.step, lambda: float(np.mean(warm.temperatures())), warm_steps, dt_fs,
