@@ -135,6 +135,23 @@ def test_resume_continues_numbering_and_the_run(model_file, tmp_path):
     box = full.unitcell_lengths[-1]  # positions may differ by a wrap into the cell
     gap = resumed.xyz[-1] - full.xyz[-1]
     assert np.abs(gap - box * np.round(gap / box)).max() < 1e-5
+    # the log goes on where it stopped: one header, time and step continuing, no repeat
+    log = (tmp_path / "part.log").read_text()
+    assert log.count("#") == 1
+    assert np.array_equal(np.loadtxt(tmp_path / "part.log")[:, :2],
+                          np.loadtxt(tmp_path / "full.log")[:, :2])  # fmt: skip
+
+
+def test_a_resumed_classic_run_continues_its_log(model_file, tmp_path):
+    classic = ("--engine", "mlip", "--potential", "cu-emt-potential", "--write-every", "2")
+    assert run(model_file, tmp_path, *classic, "--steps", "4").returncode == 0
+    rest = run(model_file, tmp_path, *classic, "--steps", "4", "--resume")
+    assert rest.returncode == 0, rest.stderr
+    assert mdtraj.load(str(tmp_path / "trajectory.h5")).n_frames == 5
+    log = (tmp_path / "trajectory.log").read_text()
+    assert log.count("Time[ps]") == 1
+    times = np.loadtxt(tmp_path / "trajectory.log", skiprows=1)[:, 0]
+    assert np.allclose(times, [0.0, 0.004, 0.008, 0.012, 0.016])  # ps: 2 steps of 2 fs
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 
 from trajcast_engine.progress import progress_bar
 
@@ -254,12 +254,18 @@ def simulate(
         provenance=provenance,
     )
     log_path = output.with_suffix(".log")
+    resume_from = (writer.time_offset_fs, writer.step_offset) if resume else None
     if engine == "mlip":
         from ase.md import MDLogger
 
-        logger = MDLogger(dyn, atoms, str(log_path), mode="a" if resume else "w")
+        logger = (
+            MDLogger(dyn, atoms, str(log_path), mode="w")
+            if resume_from is None
+            else _ContinuedMDLog(dyn, atoms, log_path, resume_from[0])
+        )
     else:
-        logger = ForecastLogger(dyn, str(log_path), mode="a" if resume else "w")
+        logger = ForecastLogger(dyn, str(log_path), mode="a" if resume else "w",
+                                resume_from=resume_from)  # fmt: skip
 
         def remember_rng() -> None:
             writer.set_rng_state(dyn.rollout.rng_state())
@@ -292,6 +298,29 @@ def simulate(
         execution=execution if engine == "forecaster" else "",
         equilibration_ps=equilibration_ps,
     )
+
+
+class _ContinuedMDLog:
+    """ASE's MDLogger for the classic engine appending to a resumed run's log: no second
+    header, times continuing the file's, and the run's first row (the state the log
+    already ends with) skipped. It stands as the logger's clock (``get_time``)."""
+
+    def __init__(self, dyn: Any, atoms: Atoms, log_path: Path, offset_fs: float) -> None:
+        from ase.md import MDLogger
+
+        self.dyn = dyn
+        self.offset = offset_fs * units.fs
+        self.logger = MDLogger(self, atoms, str(log_path), header=not log_path.exists())
+
+    def get_time(self) -> float:
+        return self.offset + self.dyn.get_time()
+
+    def __call__(self) -> None:
+        if self.dyn.nsteps:
+            self.logger()
+
+    def close(self) -> None:
+        self.logger.close()
 
 
 def _warm_up_steps(equilibrate_ps: float | None, dt_fs: float) -> int:
@@ -351,7 +380,6 @@ def _drive(
 def _classic_dynamics(atoms, potential, dt_fs, thermostat, target, tau, seed, device):
     """ASE MD with the potential's calculator at ``dt_fs``: velocity Verlet, Bussi (CSVR)
     or Langevin (with ``FixCom``, the combination that samples NVT in ASE 3.29)."""
-    from ase import units
     from ase.md.verlet import VelocityVerlet
 
     from trajcast_engine.calculator import TrajcastCalculator
