@@ -316,6 +316,8 @@ def test_ctrl_c_stops_after_the_step_flushes_and_says_how_to_resume(model_file, 
     assert "Traceback" not in err
     frames = mdtraj.load(str(tmp_path / "trajectory.h5")).n_frames
     assert 1 < frames < 1000001  # stopped early, every step written so far is on disk
+    # it says how many steps are left after the last frame on disk (frame 0 is step 0)
+    assert f"--steps {1000000 - (frames - 1)} (the steps still to run" in out
     resumed = trajcast("simulate", "--model", str(model_file), "--structure", structure,
                        "--quiet", "--steps", "3", "--resume", cwd=tmp_path)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr

@@ -157,7 +157,8 @@ def _simulate(args: argparse.Namespace) -> int:
     if report.interrupted:
         print(
             f"interrupted: resume with  trajcast simulate --resume --output {report.output} "
-            "(and the same options)"
+            f"--steps {report.steps_left} (the steps still to run from the last frame "
+            "written, in place of --steps or --time; the other options as before)"
         )
     return 130 if report.interrupted else 0
 
@@ -455,7 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     sim.add_argument("--output", default="trajectory.h5", help="HDF5 trajectory to write")
     sim.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    sim.add_argument("--resume", action="store_true", help="continue an existing output")
+    sim.add_argument("--resume", action="store_true",
+                     help="continue an existing output and its log from the last frame "
+                     "written; --steps / --time then count what is still to run")  # fmt: skip
     sim.add_argument(
         "--energy-rescale",
         metavar="POTENTIAL",

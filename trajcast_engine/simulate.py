@@ -43,6 +43,7 @@ class SimulationReport:
     mean_temperature: float
     execution: str = ""
     equilibration_ps: float = 0.0
+    steps_left: int = 0  # of those asked for, after the file's last frame (what --resume runs)
 
     @property
     def ns_per_day(self) -> float:
@@ -287,6 +288,7 @@ def simulate(
     finally:
         writer.close()
         logger.close()
+    last_written = writer.step_offset if writer.last_step is None else writer.last_step
     return SimulationReport(
         output=output,
         log=log_path,
@@ -297,6 +299,7 @@ def simulate(
         mean_temperature=mean_t,
         execution=execution if engine == "forecaster" else "",
         equilibration_ps=equilibration_ps,
+        steps_left=steps - (last_written - writer.step_offset),
     )
 
 
