@@ -27,7 +27,7 @@ sqrt(T / 300 K) (``--init-from`` the third file ``--noise 0.002 --noise-temperat
 0.026 Å), then 2 epochs from those with the noise grown a little faster, σ = 0.002 Å ·
 (T / 300 K)^0.8 (``--init-from`` the fourth file ``--noise 0.002 --noise-temperature
 300 --noise-exponent 0.8 --learning-rate 1e-3 --epochs 2``), which brought 900 K within
-it too (0.014 / 0.017 / 0.018 Å at 300 / 600 / 900 K; slow phonon bands up to 4.4%
+it too (0.014 / 0.017 / 0.018 Å at 300 / 600 / 900 K; slow phonon bands up to 4.5%
 hot). The file names Langevin with τ = 1 ps as its thermostat: under CSVR, a global
 one, each phonon band's small energy bias per stride builds up into band temperatures
 4-8% off, which narrow the neighbour shells (the third file, pooled over 1 ns at 300 K:
